@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from apps.accounts.models import Role
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    username = forms.EmailField(
+        label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+
+
+class SignupForm(forms.Form):
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
+    name = forms.CharField(max_length=150, required=False, label="Your name")
+    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), min_length=8)
+    org_name = forms.CharField(max_length=100, label="Organization name", help_text="You can rename it later.")
+
+
+class OrganizationCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Organization name")
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(required=False, help_text="Optional: who the link is for.")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class OrganizationSettingsForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    monthly_budget = forms.DecimalField(
+        required=False,
+        min_value=0,
+        max_digits=12,
+        decimal_places=2,
+        label="Monthly budget (USD)",
+        help_text="Leave empty for no limit.",
+    )
+    member_monthly_limit = forms.DecimalField(
+        required=False,
+        min_value=0,
+        max_digits=12,
+        decimal_places=2,
+        label="Default per-member monthly limit (USD)",
+        help_text="Leave empty for no limit.",
+    )
+    retention_days = forms.IntegerField(
+        required=False, min_value=1, label="Keep videos for (days)", help_text="Leave empty to keep them forever."
+    )
+
+
+class MemberLimitForm(forms.Form):
+    monthly_limit = forms.DecimalField(required=False, min_value=0, max_digits=12, decimal_places=2)
+
+
+class ProfileForm(forms.Form):
+    name = forms.CharField(max_length=150, required=False)

@@ -1,0 +1,37 @@
+"""Celery plumbing shared by the apps: a base task that runs its body in one tenant's scope."""
+
+from __future__ import annotations
+
+from celery import Task, shared_task
+
+from apps.core.scoping import org_scope, scopes_disabled
+
+
+class TenantTask(Task):
+    """Tasks that act for one organization take ``org_id`` (a keyword argument, an integer id);
+    the body runs inside that organization's scope, like a request. Tasks take ids, never model
+    instances, and re-read fresh state."""
+
+    def __call__(self, *args, **kwargs):
+        org_id = kwargs.pop("org_id", None)
+        if org_id is None:
+            raise TypeError(f"{self.name} needs org_id=")
+        from apps.accounts.models import Organization
+
+        organization = Organization.objects.get(pk=org_id)
+        with org_scope(organization):
+            return super().__call__(*args, organization=organization, **kwargs)
+
+
+class UnscopedTask(Task):
+    """For deliberate cross-organization work (dispatchers, housekeeping): named, never implicit."""
+
+    def __call__(self, *args, **kwargs):
+        with scopes_disabled():
+            return super().__call__(*args, **kwargs)
+
+
+@shared_task(name="core.ping")
+def ping(value: str = "pong") -> str:
+    """A trivial round trip through the broker, used by /healthz tests and the worker test."""
+    return value

@@ -1,0 +1,36 @@
+"""Settings for the test suite: the same settings module, with test-only speedups."""
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_ENV", "test")
+os.environ.setdefault("MEDIAROUTER_VAR_DIR", str(Path(__file__).resolve().parent.parent / ".var" / "test"))
+
+from mediarouter.settings import *  # noqa: F403
+from mediarouter.settings import DATABASES, VAR_DIR
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+SANDBOX_JOB_SECONDS = 1.0
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="mediarouter-test-media-"))
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT)},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not :memory:, so a real worker process in integration tests sees the same data.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+
+# Subprocesses started by integration tests (a real Celery worker, manage.py commands) are pointed
+# at the test database and at a queue of their own through these variables.
+if os.environ.get("MEDIAROUTER_TEST_DB_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["MEDIAROUTER_TEST_DB_NAME"]
+# A queue per test run, inherited by child processes, so parallel runs never share messages.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.setdefault("MEDIAROUTER_TEST_QUEUE", f"mr-test-{uuid.uuid4().hex[:10]}")

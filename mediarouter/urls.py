@@ -1,0 +1,22 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.accounts.urls import org_urlpatterns
+from apps.core.views import healthz
+
+admin.site.site_header = "MediaRouter operations"
+admin.site.site_title = "MediaRouter admin"
+
+urlpatterns = [
+    path(getattr(settings, "ADMIN_URL", "admin/"), admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("v1/", include("apps.api_keys.api_urls")),
+    path("o/<slug:org_slug>/", include(org_urlpatterns)),
+    path("", include("apps.accounts.urls")),
+]
+
+handler404 = "apps.core.views.page_not_found"
