@@ -3,7 +3,9 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.accounts.urls import org_urlpatterns
+from apps.accounts.urls import org_urlpatterns as account_pages
+from apps.api_keys.urls import org_urlpatterns as key_pages
+from apps.generations.urls import org_urlpatterns as generation_pages
 from apps.core.views import healthz
 
 admin.site.site_header = "MediaRouter operations"
@@ -15,7 +17,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("v1/", include("apps.api_keys.api_urls")),
-    path("o/<slug:org_slug>/", include(org_urlpatterns)),
+    path("o/<slug:org_slug>/", include(account_pages + key_pages + generation_pages)),
     path("", include("apps.accounts.urls")),
 ]
 
