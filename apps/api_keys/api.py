@@ -1,7 +1,25 @@
-from rest_framework import serializers
-from rest_framework.response import Response
+"""The native API for who-am-I and provider keys. One APIView per operation, explicit Input and
+Output serializers (never a ModelSerializer on a model that holds a secret), one service or
+selector call each."""
 
-from apps.core.api import OrgScopedAPIView
+from __future__ import annotations
+
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.models import Membership
+from apps.api_keys import selectors, services
+from apps.core.api import OrgScopedAPIView, created
+
+_ERROR = OpenApiResponse(description='The error envelope: `{"error": {"message", "type", "param", "code"}}`.')
+
+
+def _membership(request) -> Membership:
+    """The caller's membership in the token's organization (found while authenticating)."""
+    return request.auth.membership
 
 
 class MeApi(OrgScopedAPIView):
@@ -11,7 +29,11 @@ class MeApi(OrgScopedAPIView):
         user = serializers.EmailField()
         organization = serializers.CharField()
         organization_name = serializers.CharField()
+        role = serializers.CharField()
         token = serializers.CharField()
+
+        class Meta:
+            ref_name = "Me"
 
     serializer_class = OutputSerializer
 
@@ -21,6 +43,146 @@ class MeApi(OrgScopedAPIView):
             "user": request.user.email,
             "organization": token.organization.slug,
             "organization_name": token.organization.name,
+            "role": _membership(request).role,
             "token": token.public_id,
         }
         return Response(self.OutputSerializer(data).data)
+
+
+class ProviderKeyOutputSerializer(serializers.Serializer):
+    """A provider key as the API shows it: masked, never the secret or its ciphertext."""
+
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    provider = serializers.CharField()
+    label = serializers.CharField()
+    last4 = serializers.CharField(source="masked", help_text="The last four characters, as `…abcd`.")
+    status = serializers.CharField(
+        help_text="`valid` (the provider accepted it), `unverified` (it could not be checked yet) or "
+        "`invalid` (the provider refused it; see `last_error`)."
+    )
+    is_default = serializers.BooleanField()
+    last_validated_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(help_text="Why the last check failed (empty when it did not).")
+    created_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "ProviderKey"
+
+    def get_object(self, obj) -> str:
+        return "provider_key"
+
+
+_KEY_ID = {"key_id": "The key's id (`key_...`)."}
+
+
+class KeyListApi(OrgScopedAPIView):
+    """The organization's provider keys, masked. Every member may list them."""
+
+    class OutputSerializer(serializers.Serializer):
+        object = serializers.CharField(default="list")
+        data = ProviderKeyOutputSerializer(many=True)
+
+        class Meta:
+            ref_name = "ProviderKeyList"
+
+    @extend_schema(operation_id="keys_list", tags=["keys"], responses={200: OutputSerializer})
+    def get(self, request):
+        """The organization's provider keys, masked (`…abcd`). Every member may list them."""
+        keys = selectors.provider_key_list(org=self.organization)
+        return Response(self.OutputSerializer({"object": "list", "data": keys}).data)
+
+
+class KeyCreateApi(OrgScopedAPIView):
+    """Add a provider key (owners and admins). It is checked with the provider first: a key the
+    provider refuses is not saved (400); one that cannot be checked now is saved as unverified."""
+
+    class InputSerializer(serializers.Serializer):
+        provider = serializers.CharField(max_length=40, help_text="`sora`, `runway` or `kling`.")
+        label = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+        api_key = serializers.CharField(
+            max_length=services.MAX_SECRET_LENGTH, required=False, allow_blank=True, write_only=True
+        )
+        access_key = serializers.CharField(
+            max_length=services.MAX_SECRET_LENGTH,
+            required=False,
+            allow_blank=True,
+            write_only=True,
+            help_text="Kling only, with `secret_key`, instead of `api_key`.",
+        )
+        secret_key = serializers.CharField(
+            max_length=services.MAX_SECRET_LENGTH,
+            required=False,
+            allow_blank=True,
+            write_only=True,
+            help_text="Kling only, with `access_key`, instead of `api_key`.",
+        )
+        make_default = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+        class Meta:
+            ref_name = "ProviderKeyCreateRequest"
+
+    @extend_schema(
+        operation_id="keys_create",
+        tags=["keys"],
+        request=InputSerializer,
+        responses={201: ProviderKeyOutputSerializer, 400: _ERROR, 403: _ERROR},
+    )
+    def post(self, request):
+        """Add a provider key (owners and admins): `{"provider", "api_key", "label"?}`, or for Kling
+        also `{"provider": "kling", "access_key", "secret_key"}`. The key is checked with the
+        provider first: a key it refuses is not saved (400, with the provider's reason); a key that
+        cannot be checked now is saved as `unverified`. The first key of a provider becomes its
+        default. The response never contains the key, only its last four characters."""
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = services.provider_key_create(by=_membership(request), **serializer.validated_data)
+        return created(ProviderKeyOutputSerializer(key).data)
+
+
+class KeyDeleteApi(OrgScopedAPIView):
+    """Delete a provider key (owners and admins). If it was the default, another key of the same
+    provider becomes the default."""
+
+    @extend_schema(
+        operation_id="keys_delete",
+        tags=["keys"],
+        request=None,
+        responses={204: None, 403: _ERROR, 404: _ERROR},
+    )
+    def delete(self, request, key_id: str):
+        services.provider_key_delete(by=_membership(request), public_id=key_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class KeyValidateApi(OrgScopedAPIView):
+    """Check a stored key with its provider now (owners and admins) and return it."""
+
+    @extend_schema(
+        operation_id="keys_validate",
+        tags=["keys"],
+        request=None,
+        responses={200: ProviderKeyOutputSerializer, 400: _ERROR, 403: _ERROR, 404: _ERROR},
+    )
+    def post(self, request, key_id: str):
+        key = services.provider_key_validate(by=_membership(request), public_id=key_id)
+        return Response(ProviderKeyOutputSerializer(key).data)
+
+
+def by_method(**operations: type[APIView]):
+    """One URL, one APIView per HTTP method (``by_method(get=KeyListApi, post=KeyCreateApi)``).
+
+    Requests go to the view of their method; any other method gets the first view's 405 in the API
+    envelope. For the OpenAPI schema the callback carries a class that combines the operations.
+    """
+    views = {method: cls.as_view() for method, cls in operations.items()}
+    fallback = next(iter(views.values()))
+
+    def view(request, *args, **kwargs):
+        return views.get(request.method.lower(), fallback)(request, *args, **kwargs)
+
+    name = "".join(cls.__name__ for cls in operations.values())
+    view.cls = type(name, (OrgScopedAPIView,), {m: getattr(cls, m) for m, cls in operations.items()})
+    view.initkwargs = {}
+    view.__doc__ = " / ".join(cls.__doc__ or "" for cls in operations.values())
+    return csrf_exempt(view)

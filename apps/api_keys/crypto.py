@@ -47,3 +47,15 @@ def rotate(ciphertext: str) -> str:
         return _multifernet().rotate(ciphertext.encode()).decode()
     except InvalidToken:
         raise DecryptionError("A stored secret could not be decrypted with any key in FERNET_KEYS.") from None
+
+
+def is_current(ciphertext: str) -> bool:
+    """True when ``ciphertext`` is already encrypted with the newest key (nothing to rotate)."""
+    keys = list(settings.FERNET_KEYS)
+    if not keys:
+        raise ImproperlyConfigured("FERNET_KEYS is empty.")
+    try:
+        Fernet(keys[0]).decrypt(ciphertext.encode())
+    except (InvalidToken, ValueError):
+        return False
+    return True

@@ -48,6 +48,12 @@ class ProviderKey(TenantScopedModel):
     def masked(self) -> str:
         return f"…{self.last4}"
 
+    @property
+    def provider_label(self) -> str:
+        from apps.providers.registry import PROVIDERS
+
+        return PROVIDERS.get(self.provider, (self.provider,))[0]
+
 
 class ApiToken(TenantScopedModel):
     """MediaRouter's own API token: identity, so hashed (never encrypted). Shown once as ``mr_...``."""

@@ -1,8 +1,13 @@
+"""Reads for provider keys and API tokens. Every tenant read takes the organization."""
+
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from apps.accounts.models import Membership, Organization
 from apps.api_keys import tokens
 from apps.api_keys.models import ApiToken, ProviderKey
+from apps.providers import registry
 
 
 def api_token_authenticate(*, token: str) -> ApiToken | None:
@@ -18,8 +23,15 @@ def api_token_authenticate(*, token: str) -> ApiToken | None:
     )
     if api_token is None or not tokens.matches(token, api_token.digest):
         return None
-    if not Membership.all_orgs.filter(user_id=api_token.user_id, organization_id=api_token.organization_id).exists():
+    membership = Membership.all_orgs.filter(
+        user_id=api_token.user_id, organization_id=api_token.organization_id
+    ).first()
+    if membership is None:
         return None
+    # the caller's role in the token's organization, for API views (no second query)
+    membership.organization = api_token.organization
+    membership.user = api_token.user
+    api_token.membership = membership
     return api_token
 
 
@@ -39,3 +51,62 @@ def provider_key_list(*, org: Organization, provider: str | None = None) -> list
 
 def provider_key_get(*, org: Organization, public_id: str) -> ProviderKey | None:
     return ProviderKey.objects.filter(organization=org, public_id=public_id).first()
+
+
+def provider_key_for(*, org: Organization, provider: str, public_id: str | None = None) -> ProviderKey | None:
+    """The key the engine should use for ``provider``: the one asked for by ``public_id`` (it must be
+    this provider's), else the organization's default for the provider. None when there is none.
+
+    The key is returned whatever its status; the caller decides what to do with an invalid one.
+    """
+    qs = ProviderKey.objects.filter(organization=org, provider=provider)
+    if public_id is not None:
+        return qs.filter(public_id=public_id).first()
+    # there is always a default when the provider has keys; the fallback is belt and braces
+    return qs.order_by("-is_default", "created_at").first()
+
+
+@dataclass(frozen=True)
+class KeyProviderOption:
+    """A provider a key can be added for, and the shapes its key form takes."""
+
+    slug: str
+    label: str
+    key_shapes: tuple[tuple[str, ...], ...]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for shape in self.key_shapes:
+            seen.update(dict.fromkeys(shape))
+        return tuple(seen)
+
+
+def key_provider_options() -> list[KeyProviderOption]:
+    """Enabled providers that take a key, in registry order (no database)."""
+    options = []
+    for slug in registry.enabled_slugs():
+        cls = registry.get_provider_class(slug)
+        if cls.requires_key:
+            options.append(KeyProviderOption(slug=slug, label=cls.label, key_shapes=tuple(cls.key_shapes)))
+    return options
+
+
+@dataclass(frozen=True)
+class KeyGroup:
+    provider: str
+    label: str
+    keys: list[ProviderKey]
+
+
+def provider_key_groups(*, org: Organization) -> list[KeyGroup]:
+    """The organization's keys grouped by provider (registry order), in one query."""
+    labels = dict(registry.provider_choices())
+    grouped: dict[str, list[ProviderKey]] = {}
+    for key in provider_key_list(org=org):
+        grouped.setdefault(key.provider, []).append(key)
+    order = {slug: i for i, slug in enumerate(labels)}
+    return [
+        KeyGroup(provider=slug, label=labels.get(slug, slug), keys=keys)
+        for slug, keys in sorted(grouped.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+    ]

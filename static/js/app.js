@@ -6,3 +6,35 @@ document.addEventListener("click", (event) => {
   if (!input) return;
   navigator.clipboard.writeText(input.value).then(() => { button.textContent = "Copied"; });
 });
+
+// htmx 2 does not swap 4xx answers. Our fragment views answer a refused action or a form with
+// errors with its fragment and a 4xx status (422, 403...): swap those, but never a full error page.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const status = event.detail.xhr.status;
+  if ([400, 403, 409, 422].includes(status) && !/<html[\s>]/i.test(event.detail.serverResponse || "")) {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});
+
+// Provider key form: show only the credential fields the chosen provider takes (its key shapes,
+// from the <option>'s data-fields). Without this script every field shows and the server checks.
+function syncKeyFields(form) {
+  const select = form.querySelector("[data-key-provider]");
+  if (!select || !select.selectedOptions.length) return;
+  const fields = (select.selectedOptions[0].dataset.fields || "").split(" ");
+  form.querySelectorAll("[data-key-field]").forEach((box) => {
+    const used = box.dataset.keyField.split(" ").some((name) => fields.includes(name));
+    box.hidden = !used;
+    box.querySelectorAll("input").forEach((input) => { input.disabled = !used; });
+  });
+}
+document.addEventListener("change", (event) => {
+  const form = event.target.closest("[data-key-form]");
+  if (form && event.target.matches("[data-key-provider]")) syncKeyFields(form);
+});
+function syncAllKeyForms(root) {
+  (root || document).querySelectorAll("[data-key-form]").forEach(syncKeyFields);
+}
+document.addEventListener("DOMContentLoaded", () => syncAllKeyForms());
+document.addEventListener("htmx:afterSettle", (event) => syncAllKeyForms(event.target));
