@@ -52,6 +52,7 @@ else:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if IS_PRODUCTION else ["*"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+ADMIN_URL = env.str("ADMIN_URL", default="admin/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -71,6 +72,8 @@ INSTALLED_APPS = [
     "apps.api_keys",
     "apps.providers",
     "apps.generations",
+    "apps.audit",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -85,6 +88,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "apps.core.middleware.TenantScopeMiddleware",
+    # last, as django-axes asks: refuses logins after repeated failures
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mediarouter.urls"
@@ -144,13 +149,14 @@ else:
         }
     }
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed", "results"):
+    for _sub in ("queue", "processed", "results", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = f"file://{_broker_dir / 'results'}"
@@ -164,7 +170,6 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
-CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Files ---------------------------------------------------------------------------------
@@ -194,7 +199,7 @@ if AWS_STORAGE_BUCKET_NAME:
 else:
     _default_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(MEDIA_ROOT)},
+        "OPTIONS": {"location": str(MEDIA_ROOT), "allow_overwrite": True},
     }
 STORAGES = {
     "default": _default_storage,
@@ -209,6 +214,17 @@ STORAGES = {
 
 # --- Auth ----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # login throttling: locks out after repeated failures
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("LOGIN_COOLOFF_MINUTES", default=15.0) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_IPWARE_PROXY_COUNT = env.int("PROXY_COUNT", default=0) or None
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -247,7 +263,16 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # Per API token and per organization, on both API shapes; rates below (counted in the cache:
+    # Redis when REDIS_URL is set, else the file cache shared by every process on the host).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.core.throttling.TokenRateThrottle",
+        "apps.core.throttling.OrgRateThrottle",
+    ],
 }
+# "<requests>/<sec|min|hour|day>"; empty disables that throttle.
+API_THROTTLE_TOKEN_RATE = env.str("API_THROTTLE_TOKEN_RATE", default="120/min")
+API_THROTTLE_ORG_RATE = env.str("API_THROTTLE_ORG_RATE", default="600/min")
 SPECTACULAR_SETTINGS = {
     "TITLE": "MediaRouter API",
     "DESCRIPTION": "One API for AI video generation across providers.",
@@ -271,6 +296,24 @@ PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=30.0)
 PROVIDER_ALLOW_HTTP = env.bool("PROVIDER_ALLOW_HTTP", default=not IS_PRODUCTION)
 VIDEO_MAX_BYTES = env.int("VIDEO_MAX_BYTES", default=2 * 1024**3)
+
+# --- Generation engine ---------------------------------------------------------------------
+GENERATION_DEADLINE_SECONDS = env.int("GENERATION_DEADLINE_SECONDS", default=2 * 3600)
+GENERATION_POLL_MIN_SECONDS = env.float("GENERATION_POLL_MIN_SECONDS", default=2.0)
+GENERATION_POLL_MAX_SECONDS = env.float("GENERATION_POLL_MAX_SECONDS", default=30.0)
+GENERATION_DISPATCH_INTERVAL_SECONDS = env.float("GENERATION_DISPATCH_INTERVAL_SECONDS", default=5.0)
+# How long past its scheduled time a step may be silent before the dispatcher re-sends it.
+GENERATION_LEASE_GRACE_SECONDS = env.float("GENERATION_LEASE_GRACE_SECONDS", default=30.0)
+GENERATION_SUBMIT_LEASE_SECONDS = env.float("GENERATION_SUBMIT_LEASE_SECONDS", default=120.0)
+GENERATION_DOWNLOAD_LEASE_SECONDS = env.float("GENERATION_DOWNLOAD_LEASE_SECONDS", default=300.0)
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-due-generations": {
+        "task": "generations.dispatch_due",
+        "schedule": GENERATION_DISPATCH_INTERVAL_SECONDS,
+        "options": {"expires": GENERATION_DISPATCH_INTERVAL_SECONDS * 2},
+    },
+}
+INPUT_IMAGE_MAX_BYTES = env.int("INPUT_IMAGE_MAX_BYTES", default=10 * 1024 * 1024)
 
 # --- Security ------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -13,14 +13,19 @@ from mediarouter.settings import DATABASES, VAR_DIR
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-CELERY_TASK_ALWAYS_EAGER = True
+# Eager in the test process; a real worker started by an integration test (tests/worker.py sets
+# MEDIAROUTER_TEST_WORKER=1) must send its follow-up steps through the broker with their
+# countdowns, or it would run a whole job's chain of steps inline, in one task.
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("MEDIAROUTER_TEST_WORKER") != "1"
 CELERY_TASK_EAGER_PROPAGATES = True
 SANDBOX_JOB_SECONDS = 1.0
-MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="mediarouter-test-media-"))
+MEDIA_ROOT = Path(
+    os.environ.setdefault("MEDIAROUTER_TEST_MEDIA_ROOT", tempfile.mkdtemp(prefix="mediarouter-test-media-"))
+)
 STORAGES = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(MEDIA_ROOT)},
+        "OPTIONS": {"location": str(MEDIA_ROOT), "allow_overwrite": True},
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
@@ -34,3 +39,17 @@ if os.environ.get("MEDIAROUTER_TEST_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["MEDIAROUTER_TEST_DB_NAME"]
 # A queue per test run, inherited by child processes, so parallel runs never share messages.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.setdefault("MEDIAROUTER_TEST_QUEUE", f"mr-test-{uuid.uuid4().hex[:10]}")
+
+# The engine's timings, shortened so integration tests finish in seconds.
+GENERATION_LEASE_GRACE_SECONDS = 3.0
+GENERATION_POLL_MIN_SECONDS = 0.3
+GENERATION_POLL_MAX_SECONDS = 2.0
+GENERATION_DISPATCH_INTERVAL_SECONDS = 1.0
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-due-generations": {"task": "generations.dispatch_due", "schedule": GENERATION_DISPATCH_INTERVAL_SECONDS}
+}
+
+# API throttling stays on, with rates no suite reaches; throttling tests lower them (and clear the
+# cache) with pytest-django's ``settings`` fixture.
+API_THROTTLE_TOKEN_RATE = "100000/min"
+API_THROTTLE_ORG_RATE = "100000/min"

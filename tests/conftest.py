@@ -3,7 +3,6 @@ test: alice owns org A, bob is a member of org A, charlie owns org B and must re
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 
 import pytest
@@ -17,8 +16,7 @@ from apps.core.scoping import org_scope
 
 PASSWORD = "correct horse battery staple"
 
-if importlib.util.find_spec("tests.emulators.fixtures") is not None:  # TODO: drop guard once it exists
-    pytest_plugins = ["tests.emulators.fixtures"]
+pytest_plugins = ["tests.emulators.fixtures", "tests.live"]
 
 
 @dataclass

@@ -18,8 +18,9 @@ from tests.utils import PYTHON, ROOT, subprocess_env
 
 
 class WorkerProcess:
-    def __init__(self, log_path: Path, concurrency: int = 2, beat: bool = False) -> None:
+    def __init__(self, log_path: Path, concurrency: int = 2, beat: bool = False, env: dict | None = None) -> None:
         self.log_path = log_path
+        self.env = env or {}
         self.concurrency = concurrency
         self.beat = beat
         self.proc: subprocess.Popen | None = None
@@ -36,7 +37,12 @@ class WorkerProcess:
             cmd += ["--beat", "--schedule", str(self.log_path.with_suffix(".beat"))]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=subprocess_env(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            cwd=ROOT,
+            env=subprocess_env(MEDIAROUTER_TEST_WORKER="1", **self.env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def kill(self) -> None:

@@ -28,6 +28,13 @@ from apps.providers.base import Credentials, ProviderError, VideoProvider
 
 logger = logging.getLogger(__name__)
 
+
+def _audit(**kwargs) -> None:
+    from apps.audit.services import audit_record
+
+    audit_record(**kwargs)
+
+
 SECRET_FIELDS = ("api_key", "access_key", "secret_key")
 MIN_SECRET_LENGTH = 8  # shorter than this, "…last4" would show half of it
 MAX_SECRET_LENGTH = 4096
@@ -49,6 +56,7 @@ def api_token_create(*, org: Organization, user: User, name: str = "") -> tuple[
         prefix=prefix,
         digest=digest,
     )
+    _audit(org=org, actor=user, action="token.created", target=api_token.public_id, detail={"name": api_token.name})
     return api_token, token
 
 
@@ -58,7 +66,14 @@ def api_token_revoke(*, by: Membership, public_id: str) -> ApiToken:
         raise NotFound("No such token.", param="token_id")
     if api_token.user_id != by.user_id and not by.can_manage:
         raise PermissionDeniedError("Only owners and admins can revoke other members' tokens.")
-    ApiToken.objects.filter(pk=api_token.pk, revoked_at=None).update(revoked_at=timezone.now())
+    if ApiToken.objects.filter(pk=api_token.pk, revoked_at=None).update(revoked_at=timezone.now()):
+        _audit(
+            org=by.organization,
+            actor=by.user,
+            action="token.revoked",
+            target=api_token.public_id,
+            detail={"name": api_token.name, "owner": api_token.user.email},
+        )
     api_token.refresh_from_db()
     return api_token
 
@@ -234,6 +249,13 @@ def provider_key_create(
         key.status,
         key.is_default,
     )
+    _audit(
+        org=org,
+        actor=by.user,
+        action="key.added",
+        target=key.public_id,
+        detail={"provider": key.provider, "label": key.label, "key": key.masked, "status": key.status},
+    )
     return key
 
 
@@ -256,6 +278,13 @@ def provider_key_validate(*, by: Membership, public_id: str) -> ProviderKey:
     for field, value in changes.items():
         setattr(key, field, value)
     logger.info("provider key checked: key=%s provider=%s result=%s", key.public_id, key.provider, check.status)
+    _audit(
+        org=by.organization,
+        actor=by.user,
+        action="key.validated",
+        target=key.public_id,
+        detail={"provider": key.provider, "key": key.masked, "result": check.status},
+    )
     return key
 
 
@@ -274,6 +303,13 @@ def provider_key_set_default(*, by: Membership, public_id: str) -> ProviderKey:
             )
             ProviderKey.objects.filter(organization=org, pk=key.pk).update(is_default=True)
             key.is_default = True
+            _audit(
+                org=org,
+                actor=by.user,
+                action="key.default_changed",
+                target=key.public_id,
+                detail={"provider": key.provider, "key": key.masked},
+            )
     return key
 
 
@@ -295,6 +331,13 @@ def provider_key_delete(*, by: Membership, public_id: str) -> None:
                 successor = min(rest, key=lambda k: (_PROMOTION_ORDER.get(k.status, 3), k.created_at))
                 ProviderKey.objects.filter(organization=org, pk=successor.pk).update(is_default=True)
     logger.info("provider key deleted: org=%s key=%s provider=%s", org.slug, public_id, key.provider)
+    _audit(
+        org=org,
+        actor=by.user,
+        action="key.deleted",
+        target=public_id,
+        detail={"provider": key.provider, "label": key.label, "key": key.masked},
+    )
 
 
 def provider_key_mark_invalid(*, key: ProviderKey, error: str) -> None:
@@ -311,6 +354,13 @@ def provider_key_mark_invalid(*, key: ProviderKey, error: str) -> None:
         )
     key.status, key.last_error, key.last_validated_at = KeyStatus.INVALID, message, now
     logger.warning("provider key marked invalid: key=%s provider=%s", key.public_id, key.provider)
+    with org_scope(key.organization_id):
+        _audit(
+            org=key.organization_id,
+            action="key.marked_invalid",
+            target=key.public_id,
+            detail={"provider": key.provider, "key": key.masked, "error": message[:200]},
+        )
 
 
 @sensitive_variables("plaintext", "data")

@@ -7,6 +7,7 @@ from contextlib import ExitStack
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -57,6 +58,7 @@ def exception_handler(exc, context):
         return Response(
             {"error": {"message": exc.message, "type": exc.error_type, "param": exc.param, "code": exc.code}},
             status=exc.status_code,
+            headers=None if exc.retryable else {"x-should-retry": "false"},
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
@@ -74,12 +76,22 @@ def exception_handler(exc, context):
         detail = getattr(exc, "detail", str(exc))
         code = getattr(detail, "code", None) or getattr(exc, "default_code", None)
         response.data = error_body(str(detail), status_code=response.status_code, code=code)
+    if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+        response["x-should-retry"] = "false"  # the same request would fail the same way
     return response
 
 
 def json_not_found(request, exception=None):
     """404 for unknown API URLs, in the API's envelope."""
     return JsonResponse(error_body("Unknown API route.", status_code=404, code="not_found"), status=404)
+
+
+class AnyAcceptNegotiation(DefaultContentNegotiation):
+    """For binary downloads: serve whatever the client's ``Accept`` says (the openai SDK sends
+    ``application/binary``) instead of a 406; errors still render as JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 class OrgScopedAPIView(APIView):

@@ -10,11 +10,16 @@ class ApplicationError(Exception):
     error_type = "invalid_request_error"
     default_code = "invalid_request"
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, param: str | None = None, code: str | None = None, retryable: bool = False
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code or self.default_code
+        # False: the same request would fail the same way. The API tells clients not to retry
+        # (``x-should-retry: false``; the openai SDK otherwise retries 409s, POSTs included).
+        self.retryable = retryable
 
 
 class NotFound(ApplicationError):

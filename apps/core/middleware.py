@@ -40,7 +40,7 @@ class TenantScopeMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.admin_prefix = "/" + getattr(settings, "ADMIN_URL", "admin/").lstrip("/")
+        self.admin_prefix = "/" + settings.ADMIN_URL.lstrip("/")
 
     def __call__(self, request):
         request.organization = None

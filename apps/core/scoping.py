@@ -31,16 +31,24 @@ class StrictDisabledQuerySet(DisabledQuerySet):
     alias = DisabledQuerySet.error
 
 
-# django-scopes builds its manager class inside a factory; subclass the class it builds.
-_ScopedByOrganization = type(ScopedManager(organization="organization"))
+def scoped_manager(path: str = "organization") -> models.Manager:
+    """A fail-closed manager scoped to the organization found at ``path`` (``"organization"``,
+    or through a parent for child rows: ``"generation__organization"``)."""
+    # django-scopes builds its manager class inside a factory; subclass the class it builds.
+    base = type(ScopedManager(organization=path))
+
+    class StrictScopedManager(base):
+        def get_queryset(self):
+            qs = super().get_queryset()
+            if isinstance(qs, DisabledQuerySet):
+                qs.__class__ = StrictDisabledQuerySet
+            return qs
+
+    return StrictScopedManager()
 
 
-class TenantManager(_ScopedByOrganization):
-    def get_queryset(self):
-        qs = super().get_queryset()
-        if isinstance(qs, DisabledQuerySet):
-            qs.__class__ = StrictDisabledQuerySet
-        return qs
+def TenantManager() -> models.Manager:
+    return scoped_manager("organization")
 
 
 def org_scope(organization):

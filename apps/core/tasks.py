@@ -13,14 +13,16 @@ class TenantTask(Task):
     instances, and re-read fresh state."""
 
     def __call__(self, *args, **kwargs):
-        org_id = kwargs.pop("org_id", None)
+        org_id = kwargs.get("org_id")
         if org_id is None:
             raise TypeError(f"{self.name} needs org_id=")
         from apps.accounts.models import Organization
 
-        organization = Organization.objects.get(pk=org_id)
+        organization = Organization.objects.filter(pk=org_id).first()
+        if organization is None:
+            return None  # the organization was deleted: nothing left to do
         with org_scope(organization):
-            return super().__call__(*args, organization=organization, **kwargs)
+            return super().__call__(*args, **kwargs)
 
 
 class UnscopedTask(Task):

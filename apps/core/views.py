@@ -53,3 +53,16 @@ def page_not_found(request, exception=None):
     from django.views.defaults import page_not_found as html_page_not_found
 
     return html_page_not_found(request, exception)
+
+
+def server_error(request):
+    """API paths get a 500 in the API's JSON envelope (the openai SDK reads it); pages get the HTML page."""
+    if request.path_info.startswith("/v1/"):
+        from apps.core.api import error_body
+
+        return JsonResponse(
+            error_body("The server failed to handle this request.", status_code=500, code="server_error"), status=500
+        )
+    from django.views.defaults import server_error as html_server_error
+
+    return html_server_error(request)

@@ -18,7 +18,7 @@ def test_signup_creates_user_and_owned_org_and_logs_in(client):
     user = User.objects.get()
     assert user.email == "new@example.com"
     assert Membership.all_orgs.get().role == "owner"
-    assert client.get(r["Location"]).status_code == 200
+    assert client.get(r["Location"], follow=True).status_code == 200
 
 
 def test_signup_rejects_weak_password_and_duplicate_email(client, tenants):
@@ -80,10 +80,10 @@ def test_user_in_several_orgs_switches_between_them(tenants):
     r = client.post(reverse("org-list"), {"name": "Second Org"})
     second = Organization.objects.get(name="Second Org")
     assert r["Location"] == f"/o/{second.slug}/"
-    page = client.get(f"/o/{tenants.org_a.slug}/").content.decode()
+    page = client.get(f"/o/{tenants.org_a.slug}/", follow=True).content.decode()
     # the switcher lists both organizations, each a link into its own URL space
     assert f'href="/o/{second.slug}/"' in page and f'href="/o/{tenants.org_a.slug}/"' in page
-    assert client.get(f"/o/{second.slug}/").status_code == 200
+    assert client.get(f"/o/{second.slug}/", follow=True).status_code == 200
 
 
 def test_org_slugs_are_unique(tenants):
@@ -91,3 +91,19 @@ def test_org_slugs_are_unique(tenants):
     client.post(reverse("org-list"), {"name": "Alice Films"})
     slugs = set(Organization.objects.filter(name="Alice Films").values_list("slug", flat=True))
     assert len(slugs) == 2
+
+
+def test_login_attempts_are_throttled(client, tenants, settings):
+    """After LOGIN_FAILURE_LIMIT failures for one account from one address, even the right
+    password is refused for the cool-off period (django-axes)."""
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        r = client.post(reverse("login"), {"username": "alice@example.com", "password": "guess"})
+        assert r.status_code == 200
+    r = client.post(reverse("login"), {"username": "alice@example.com", "password": "guess"})
+    assert r.status_code == 429  # the limit-th failure locks the account out from this address
+    r = client.post(reverse("login"), {"username": "alice@example.com", "password": PASSWORD})
+    assert r.status_code == 429
+    assert "_auth_user_id" not in client.session
+    # another account is not locked by alice's attacker
+    r = client.post(reverse("login"), {"username": "bob@example.com", "password": PASSWORD})
+    assert r.status_code == 302

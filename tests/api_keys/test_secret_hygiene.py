@@ -165,6 +165,36 @@ def step_provider_fails_echoing_the_key(flow: Flow) -> None:
     services.provider_key_mark_invalid(key=key, error=f"Kling said: {flow.secrets['kling_secret']} is invalid")
 
 
+def step_generate_and_fail(flow: Flow) -> None:
+    """Generate with the Kling key through the API; the provider refuses it with a message that
+    echoes the key. The engine marks the key invalid and fails the job: no trace of the key."""
+    from apps.generations.models import Generation, GenerationEvent
+    from tests.generations.helpers import run_steps
+
+    flow.kling.add_fault(
+        endpoint="create",
+        status=401,
+        body={
+            "code": 1004,
+            "message": f"signature invalid for {flow.secrets['kling_access']}:{flow.secrets['kling_secret']}",
+        },
+    )
+    r = flow.api_post(
+        "API generate (kling)",
+        "/v1/video/generations",
+        {"model": "kling-v1-6", "prompt": "hygiene", "duration": 5, "size": "1280x720"},
+    )
+    assert r.status_code == 201, r.content
+    gen = run_steps(Generation.all_orgs.get(public_id=r.json()["id"]))
+    assert gen.state == "failed" and gen.error_code == "authentication_error"
+    assert ProviderKey.all_orgs.get(public_id=flow.key_ids[1]).status == KeyStatus.INVALID  # Settings shows it
+    flow.response("API generation detail", flow.alice_api.get(f"/v1/video/generations/{gen.public_id}"))
+    for event in GenerationEvent.all_orgs.filter(generation=gen):
+        flow.text("generation event", event.message)
+    flow.text("generation error", f"{gen.error_code} {gen.error_message}")
+    flow.response("admin generation", flow.staff.get(f"/admin/generations/generation/{gen.pk}/change/"))
+
+
 def step_list(flow: Flow) -> None:
     r = flow.alice_api.get("/v1/keys")
     flow.response("API list", r)
@@ -184,6 +214,7 @@ STEPS: list[Callable[[Flow], None]] = [
     step_add_via_page,
     step_refused_keys,
     step_validate,
+    step_generate_and_fail,
     step_provider_fails_echoing_the_key,
     step_list,
     step_admin,

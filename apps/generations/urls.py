@@ -1,0 +1,3 @@
+"""Pages for generations (playground, gallery, usage), under /o/<org_slug>/."""
+
+org_urlpatterns: list = []
