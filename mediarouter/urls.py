@@ -5,20 +5,25 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.accounts.urls import org_urlpatterns as account_pages
 from apps.api_keys.urls import org_urlpatterns as key_pages
-from apps.generations.urls import org_urlpatterns as generation_pages
+from apps.audit.urls import org_urlpatterns as audit_pages
 from apps.core.views import healthz
+from apps.generations.admin_views import service_health
+from apps.generations.urls import org_urlpatterns as generation_pages
 
 admin.site.site_header = "MediaRouter operations"
 admin.site.site_title = "MediaRouter admin"
 
 urlpatterns = [
-    path(getattr(settings, "ADMIN_URL", "admin/"), admin.site.urls),
+    path(settings.ADMIN_URL + "health/", admin.site.admin_view(service_health), name="admin-health"),
+    path(settings.ADMIN_URL, admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("v1/", include("apps.api_keys.api_urls")),
-    path("o/<slug:org_slug>/", include(account_pages + key_pages + generation_pages)),
+    path("v1/", include("apps.generations.api_urls")),
+    path("o/<slug:org_slug>/", include(account_pages + key_pages + generation_pages + audit_pages)),
     path("", include("apps.accounts.urls")),
 ]
 
 handler404 = "apps.core.views.page_not_found"
+handler500 = "apps.core.views.server_error"

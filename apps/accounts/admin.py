@@ -1,5 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Sum
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 
 from apps.accounts.models import Invitation, Membership, Organization, User
 
@@ -32,8 +35,46 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "monthly_budget", "member_monthly_limit", "retention_days", "created_at")
     search_fields = ("name", "slug", "memberships__user__email")
     list_filter = ("created_at",)
-    readonly_fields = ("created_at",)
+    readonly_fields = ("created_at", "usage_this_month", "storage_used", "provider_keys_masked")
     inlines = [MembershipInline]
+
+    @admin.display(description="usage this month (USD)")
+    def usage_this_month(self, obj: Organization) -> str:
+        from apps.generations.ledger import ZERO, period_of
+        from apps.generations.models import UsageEntry
+
+        if obj.pk is None:
+            return "—"
+        qs = UsageEntry.all_orgs.filter(organization=obj, period=period_of(timezone.now()))
+        spent = qs.filter(kind__in=["charge", "refund"]).aggregate(t=Sum("amount"))["t"] or ZERO
+        held = qs.filter(kind__in=["hold", "release"]).aggregate(t=Sum("amount"))["t"] or ZERO
+        return f"{spent:.2f} spent, {held:.2f} reserved"
+
+    @admin.display(description="storage used")
+    def storage_used(self, obj: Organization) -> str:
+        from apps.generations.models import Generation
+
+        if obj.pk is None:
+            return "—"
+        total = (
+            Generation.all_orgs.filter(organization=obj, deleted_at=None)
+            .exclude(video_file="")
+            .aggregate(t=Sum("bytes"))["t"]
+            or 0
+        )
+        return filesizeformat(total)
+
+    @admin.display(description="provider keys")
+    def provider_keys_masked(self, obj: Organization) -> str:
+        from apps.api_keys.models import ProviderKey
+
+        if obj.pk is None:
+            return "—"
+        keys = ProviderKey.all_orgs.filter(organization=obj).order_by("provider", "created_at")
+        return (
+            ", ".join(f"{k.provider} …{k.last4} ({k.status}{', default' if k.is_default else ''})" for k in keys)
+            or "none"
+        )
 
 
 @admin.register(Membership)

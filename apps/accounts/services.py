@@ -20,6 +20,12 @@ from apps.core.ids import public_id
 from apps.core.scoping import org_scope
 
 
+def _audit(**kwargs) -> None:
+    from apps.audit.services import audit_record
+
+    audit_record(**kwargs)
+
+
 def _unique_slug(name: str) -> str:
     base = slugify(name)[:40] or "org"
     slug = base
@@ -76,6 +82,13 @@ def invitation_create(*, by: Membership, role: str, email: str = "") -> tuple[In
         created_by=by.user,
         expires_at=timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS),
     )
+    _audit(
+        org=by.organization,
+        actor=by.user,
+        action="member.invited",
+        target=invitation.public_id,
+        detail={"role": role, "email": invitation.email or "(link)"},
+    )
     return invitation, token
 
 
@@ -86,6 +99,7 @@ def invitation_revoke(*, by: Membership, public_id: str) -> None:
     ).update(revoked_at=timezone.now())
     if not updated:
         raise ApplicationError("This invitation is no longer pending.", param="invitation")
+    _audit(org=by.organization, actor=by.user, action="invitation.revoked", target=public_id)
 
 
 @transaction.atomic
@@ -105,11 +119,19 @@ def invitation_accept(*, token: str, user: User) -> Membership:
             raise ApplicationError("This invitation link was just used.", code="invitation_invalid")
         try:
             with transaction.atomic():
-                return Membership.objects.create(
+                membership = Membership.objects.create(
                     organization=org, user=user, role=invitation.role, public_id=public_id("mem")
                 )
         except IntegrityError as exc:
             raise Conflict(f"You are already a member of {org.name}.") from exc
+        _audit(
+            org=org,
+            actor=user,
+            action="member.joined",
+            target=membership.public_id,
+            detail={"role": invitation.role, "invitation": invitation.public_id},
+        )
+        return membership
 
 
 def _lock_owners(org: Organization) -> int:
@@ -130,8 +152,16 @@ def membership_change_role(*, by: Membership, target_public_id: str, role: str) 
         raise PermissionDeniedError("Only owners can grant or take away the owner role.")
     if target.role == Role.OWNER and role != Role.OWNER and _lock_owners(by.organization) <= 1:
         raise ApplicationError("The last owner cannot be demoted. Make someone else an owner first.")
+    previous = target.role
     target.role = role
     target.save(update_fields=["role"])
+    _audit(
+        org=by.organization,
+        actor=by.user,
+        action="member.role_changed",
+        target=target.public_id,
+        detail={"member": target.user.email, "from": previous, "to": role},
+    )
     return target
 
 
@@ -141,8 +171,16 @@ def membership_set_limit(*, by: Membership, target_public_id: str, monthly_limit
     target = selectors.member_get(org=by.organization, public_id=target_public_id)
     if target is None:
         raise ApplicationError("No such member.", param="member", code="not_found")
+    previous = target.monthly_limit
     target.monthly_limit = monthly_limit
     target.save(update_fields=["monthly_limit"])
+    _audit(
+        org=by.organization,
+        actor=by.user,
+        action="member.limit_changed",
+        target=target.public_id,
+        detail={"member": target.user.email, "from": _money(previous), "to": _money(monthly_limit)},
+    )
     return target
 
 
@@ -157,6 +195,14 @@ def membership_remove(*, by: Membership, target_public_id: str) -> None:
             raise PermissionDeniedError("Only owners can remove an owner.")
     if target.role == Role.OWNER and _lock_owners(by.organization) <= 1:
         raise ApplicationError("The last owner cannot leave or be removed. Make someone else an owner first.")
+    left = target.pk == by.pk
+    _audit(
+        org=by.organization,
+        actor=by.user,
+        action="member.left" if left else "member.removed",
+        target=target.public_id,
+        detail={"member": target.user.email, "role": target.role},
+    )
     target.delete()
 
 
@@ -183,12 +229,21 @@ def organization_update(
         "member_monthly_limit": member_monthly_limit,
         "retention_days": retention_days,
     }
+    changes = {}
     for field in fields:
+        if getattr(org, field) != values[field]:
+            changes[field] = {"from": _money(getattr(org, field)), "to": _money(values[field])}
         setattr(org, field, values[field])
     if "name" in fields and not (org.name or "").strip():
         raise ApplicationError("An organization needs a name.", param="name")
     org.save(update_fields=list(fields))
+    if changes:
+        _audit(org=org, actor=by.user, action="org.settings_changed", target=org.slug, detail=changes)
     return org
+
+
+def _money(value):
+    return None if value is None else str(value)
 
 
 def user_update_profile(*, user: User, name: str) -> User:

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.api_keys import crypto
 from apps.api_keys.models import ProviderKey
+from apps.audit.services import audit_record
 
 
 class Command(BaseCommand):
@@ -47,6 +48,12 @@ class Command(BaseCommand):
             # conditional: a key changed meanwhile is left for the next run, never overwritten
             if ProviderKey.all_orgs.filter(pk=key.pk, ciphertext=key.ciphertext).update(ciphertext=new):
                 rotated += 1
+                audit_record(
+                    org=key.organization_id,
+                    action="keys.rotated",
+                    target=key.public_id,
+                    detail={"provider": key.provider, "key": key.masked},
+                )
                 if options["verbosity"] > 1:
                     self.stdout.write(f"re-encrypted {where}")
         verb = "would re-encrypt" if dry_run else "re-encrypted"
