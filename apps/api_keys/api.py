@@ -4,11 +4,9 @@ selector call each."""
 
 from __future__ import annotations
 
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from apps.accounts.models import Membership
 from apps.api_keys import selectors, services
@@ -167,22 +165,3 @@ class KeyValidateApi(OrgScopedAPIView):
     def post(self, request, key_id: str):
         key = services.provider_key_validate(by=_membership(request), public_id=key_id)
         return Response(ProviderKeyOutputSerializer(key).data)
-
-
-def by_method(**operations: type[APIView]):
-    """One URL, one APIView per HTTP method (``by_method(get=KeyListApi, post=KeyCreateApi)``).
-
-    Requests go to the view of their method; any other method gets the first view's 405 in the API
-    envelope. For the OpenAPI schema the callback carries a class that combines the operations.
-    """
-    views = {method: cls.as_view() for method, cls in operations.items()}
-    fallback = next(iter(views.values()))
-
-    def view(request, *args, **kwargs):
-        return views.get(request.method.lower(), fallback)(request, *args, **kwargs)
-
-    name = "".join(cls.__name__ for cls in operations.values())
-    view.cls = type(name, (OrgScopedAPIView,), {m: getattr(cls, m) for m, cls in operations.items()})
-    view.initkwargs = {}
-    view.__doc__ = " / ".join(cls.__doc__ or "" for cls in operations.values())
-    return csrf_exempt(view)

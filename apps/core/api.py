@@ -6,6 +6,7 @@ from contextlib import ExitStack
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
@@ -127,3 +128,22 @@ class OrgScopedAPIView(APIView):
 
 def created(data) -> Response:
     return Response(data, status=status.HTTP_201_CREATED)
+
+
+def by_method(**operations: type[APIView]):
+    """One URL, one APIView per HTTP method (``by_method(get=KeyListApi, post=KeyCreateApi)``).
+
+    Requests go to the view of their method; any other method gets the first view's 405 in the API
+    envelope. For the OpenAPI schema the callback carries a class that combines the operations.
+    """
+    views = {method: cls.as_view() for method, cls in operations.items()}
+    fallback = next(iter(views.values()))
+
+    def view(request, *args, **kwargs):
+        return views.get(request.method.lower(), fallback)(request, *args, **kwargs)
+
+    name = "".join(cls.__name__ for cls in operations.values())
+    view.cls = type(name, (OrgScopedAPIView,), {m: getattr(cls, m) for m, cls in operations.items()})
+    view.initkwargs = {}
+    view.__doc__ = " / ".join(cls.__doc__ or "" for cls in operations.values())
+    return csrf_exempt(view)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.api_keys.api import by_method
+from apps.core.api import by_method
 from apps.generations import api, openai_api
 
 urlpatterns = [
