@@ -43,5 +43,9 @@ migrate: $(VENV)/.installed
 superuser: $(VENV)/.installed
 	$(PY) manage.py createsuperuser
 
+## bench: every benchmark in bench/ (needs PostgreSQL and Redis on 127.0.0.1; see bench/README.md)
+bench: $(VENV)/.installed-dev
+	@for b in api_overhead job_throughput download pages load_drill; do $(PY) bench/$$b.py $(BENCH_ARGS) || exit 1; done
+
 clean:
 	rm -rf .var/test .pytest_cache

@@ -32,6 +32,7 @@ class Video:
     fail: bool
     remixed_from: str | None = None
     deleted: bool = False
+    length: float | None = None  # this job's own length (``--job-seconds-max``), else job_seconds
 
 
 class OpenAIEmulator(Emulator):
@@ -87,12 +88,12 @@ class OpenAIEmulator(Emulator):
     # --- objects -----------------------------------------------------------------------------
 
     def _video(self, video: Video) -> dict[str, Any]:
-        phase, fraction = self.phase(video.created)
+        phase, fraction = self.phase(video.created, length=video.length)
         status = {"queued": "queued", "running": "in_progress", "done": "completed"}.get(phase, "queued")
         error = None
         completed_at = expires_at = None
         if phase == "done":
-            completed_at = int(video.created + self.job_seconds)
+            completed_at = int(video.created + (self.job_seconds if video.length is None else video.length))
             expires_at = int(completed_at + self.url_ttl)
             if video.fail:
                 status = "failed"
@@ -130,6 +131,7 @@ class OpenAIEmulator(Emulator):
             created=self.now(),
             fail="[fail]" in prompt.lower(),
             remixed_from=remixed_from,
+            length=self.new_job_length(),
         )
         self.jobs[video.id] = video
         self.jobs_created += 1
