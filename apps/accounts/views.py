@@ -70,8 +70,8 @@ def org_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def org_home(request: HttpRequest, org_slug: str) -> HttpResponse:
-    members = selectors.member_list(org=request.organization)
-    return render(request, "accounts/org_home.html", {"members": members})
+    """An organization's landing page is its playground."""
+    return redirect("playground", org_slug=org_slug)
 
 
 def _members_context(request: HttpRequest, **extra) -> dict:

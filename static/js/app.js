@@ -8,10 +8,10 @@ document.addEventListener("click", (event) => {
 });
 
 // htmx 2 does not swap 4xx answers. Our fragment views answer a refused action or a form with
-// errors with its fragment and a 4xx status (422, 403...): swap those, but never a full error page.
+// errors with its fragment and a 4xx status (422, 403, 402 over budget...): swap those, but never a full error page.
 document.addEventListener("htmx:beforeSwap", (event) => {
   const status = event.detail.xhr.status;
-  if ([400, 403, 409, 422].includes(status) && !/<html[\s>]/i.test(event.detail.serverResponse || "")) {
+  if ([400, 402, 403, 409, 422].includes(status) && !/<html[\s>]/i.test(event.detail.serverResponse || "")) {
     event.detail.shouldSwap = true;
     event.detail.isError = false;
   }
@@ -38,3 +38,35 @@ function syncAllKeyForms(root) {
 }
 document.addEventListener("DOMContentLoaded", () => syncAllKeyForms());
 document.addEventListener("htmx:afterSettle", (event) => syncAllKeyForms(event.target));
+
+// Playground: preview the chosen input image before it is uploaded (the server checks it).
+document.addEventListener("change", (event) => {
+  const input = event.target.closest("input[type=file][data-image-preview]");
+  if (!input) return;
+  const preview = input.closest(".image-field")?.querySelector(".image-preview");
+  if (!preview) return;
+  if (preview.src) URL.revokeObjectURL(preview.src);
+  const file = input.files && input.files[0];
+  if (file && file.type.startsWith("image/")) {
+    preview.src = URL.createObjectURL(file);
+    preview.hidden = false;
+  } else {
+    preview.removeAttribute("src");
+    preview.hidden = true;
+  }
+});
+
+// Plain (non-htmx) forms that ask first: <form data-confirm="Really?">. Inline handlers are not
+// allowed by the Content-Security-Policy.
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});
+
+// The playground re-renders the model's options when a select changes (not when an image is
+// picked). A plain event instead of an htmx trigger filter: filters need eval, which the
+// Content-Security-Policy forbids.
+document.addEventListener("change", (event) => {
+  if (!event.target.matches(".model-options select")) return;
+  event.target.closest(".model-options").dispatchEvent(new Event("options-change"));
+});
