@@ -199,10 +199,17 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 40.0
 
 
 def start_worker(
-    procs: Procs, env: dict, log: Path, *, concurrency: int = 2, beat: bool = True, name: str = "worker"
+    procs: Procs,
+    env: dict,
+    log: Path,
+    *,
+    concurrency: int = 2,
+    beat: bool = True,
+    name: str = "worker",
+    pool: str = "prefork",
 ) -> subprocess.Popen:
     cmd = [
-        PYTHON, "-m", "celery", "-A", "mediarouter", "worker", "--loglevel", "INFO",
+        PYTHON, "-m", "celery", "-A", "mediarouter", "worker", "--loglevel", "INFO", "--pool", pool,
         "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
         "--hostname", f"bench-{name}-{os.getpid()}@%h",
     ]  # fmt: skip

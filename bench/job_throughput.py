@@ -62,6 +62,8 @@ def main() -> int:
     parser.add_argument("--hint-ms", type=int, default=5000, help="the emulator's openai-poll-after-ms")
     parser.add_argument("--video-bytes", type=int, default=1024 * 1024)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--pool", default="prefork", help="the worker's pool: prefork (processes) or threads")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (each with its own pool)")
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.min_seconds, args.max_seconds, args.hint_ms = 50, 5.0, 10.0, 2000
@@ -91,7 +93,11 @@ def main() -> int:
     tenant = c.create_tenant(sora_api_key=API_KEY)
     emulator.reset()
     emulator.retrieves.clear()
-    worker = c.start_worker(procs, env, work / "worker.log", concurrency=args.concurrency, beat=False)
+    worker = c.start_worker(procs, env, work / "worker.log", concurrency=args.concurrency, beat=False, pool=args.pool)
+    for n in range(1, args.workers):
+        c.start_worker(
+            procs, env, work / f"worker{n}.log", concurrency=args.concurrency, beat=False, pool=args.pool, name=f"w{n}"
+        )
     beat_cmd = [
         c.PYTHON, "-m", "celery", "-A", "mediarouter", "beat", "--loglevel", "INFO",
         "--schedule", str(work / "beat-schedule"),
@@ -186,7 +192,7 @@ def main() -> int:
     c.print_machine()
     c.print_table(
         f"Job throughput ({args.jobs} jobs, {args.min_seconds:g}-{args.max_seconds:g} s, hint {hint:g} s, "
-        f"worker --concurrency {args.concurrency})",
+        f"{args.workers} worker(s) --pool {args.pool} --concurrency {args.concurrency})",
         rows,
     )
     return 0

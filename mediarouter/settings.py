@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 
 from mediarouter.env import check_production, load_dev_secrets
 
@@ -74,10 +75,12 @@ INSTALLED_APPS = [
     "apps.generations",
     "apps.audit",
     "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.core.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -166,7 +169,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
@@ -181,6 +184,17 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"  # never served directly: files go through tenant-checked views
 
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+
+
+def _transfer_config(*, chunk_mib: int, concurrency: int):
+    from boto3.s3.transfer import TransferConfig
+
+    chunk = max(chunk_mib, 5) * 1024 * 1024  # S3's smallest part is 5 MiB
+    config = TransferConfig(multipart_threshold=chunk, multipart_chunksize=chunk, max_concurrency=concurrency)
+    config.max_in_memory_upload_chunks = concurrency  # s3transfer's knob; boto3's constructor lacks it
+    return config
+
+
 if AWS_STORAGE_BUCKET_NAME:
     _default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -194,6 +208,13 @@ if AWS_STORAGE_BUCKET_NAME:
             "file_overwrite": True,
             "querystring_auth": True,
             "querystring_expire": env.int("AWS_QUERYSTRING_EXPIRE", default=300),
+            # Videos are streamed in (not seekable): boto3 holds up to max_in_memory_upload_chunks
+            # parts of multipart_chunksize in memory (defaults 10 x 8 MiB, ~100 MB per upload).
+            # Two 8 MiB parts in flight keep a 500 MB upload under ~40 MB (bench/download.py).
+            "transfer_config": _transfer_config(
+                chunk_mib=env.int("AWS_S3_MULTIPART_CHUNK_MIB", default=8),
+                concurrency=env.int("AWS_S3_MAX_CONCURRENCY", default=2),
+            ),
         },
     }
 else:
@@ -263,16 +284,18 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
-    # Per API token and per organization, on both API shapes; rates below (counted in the cache:
-    # Redis when REDIS_URL is set, else the file cache shared by every process on the host).
-    "DEFAULT_THROTTLE_CLASSES": [
-        "apps.core.throttling.TokenRateThrottle",
-        "apps.core.throttling.OrgRateThrottle",
-    ],
+    # Per API token and per organization (one throttle, one Redis round trip), on both API shapes;
+    # rates below (counted in the cache: Redis when REDIS_URL is set, else the file cache shared
+    # by every process on the host).
+    "DEFAULT_THROTTLE_CLASSES": ["apps.core.throttling.ApiRateThrottle"],
 }
 # "<requests>/<sec|min|hour|day>"; empty disables that throttle.
 API_THROTTLE_TOKEN_RATE = env.str("API_THROTTLE_TOKEN_RATE", default="120/min")
 API_THROTTLE_ORG_RATE = env.str("API_THROTTLE_ORG_RATE", default="600/min")
+# How long each web process may reuse an authenticated API token's identity (token, user,
+# organization, role) without asking the database: a revoked token or a removed member is refused
+# at most this long after the change (at once in the process that made it). 0 disables.
+API_TOKEN_CACHE_SECONDS = env.float("API_TOKEN_CACHE_SECONDS", default=5.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "MediaRouter API",
     "DESCRIPTION": "One API for AI video generation across providers.",
@@ -332,6 +355,29 @@ if IS_PRODUCTION:
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     if env.bool("USE_X_FORWARDED_PROTO", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy (django-csp): scripts only from our own origin (htmx is vendored by
+# django-htmx, no inline scripts or handlers); inline styles are allowed for htmx's indicator
+# styles and progress bars. Videos may come from the storage's own origin (S3 presigned URLs).
+_media_origins = []
+if AWS_STORAGE_BUCKET_NAME:
+    _endpoint = env.str("AWS_S3_ENDPOINT_URL", default="")
+    _media_origins = [_endpoint] if _endpoint else ["https://*.amazonaws.com"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:", *_media_origins],
+        "media-src": [SELF, "blob:", *_media_origins],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- Logging -------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -19,6 +19,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from apps.accounts.models import Membership, Organization, User
 from apps.api_keys import crypto, selectors, tokens
+from apps.api_keys.authentication import invalidate_identities
 from apps.api_keys.models import ApiToken, KeyStatus, ProviderKey
 from apps.core.errors import ApplicationError, NotFound, PermissionDeniedError
 from apps.core.ids import public_id as make_public_id
@@ -67,6 +68,7 @@ def api_token_revoke(*, by: Membership, public_id: str) -> ApiToken:
     if api_token.user_id != by.user_id and not by.can_manage:
         raise PermissionDeniedError("Only owners and admins can revoke other members' tokens.")
     if ApiToken.objects.filter(pk=api_token.pk, revoked_at=None).update(revoked_at=timezone.now()):
+        invalidate_identities()  # this process at once; the others within API_TOKEN_CACHE_SECONDS
         _audit(
             org=by.organization,
             actor=by.user,

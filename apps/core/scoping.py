@@ -60,6 +60,20 @@ def current_organization():
     return get_scope().get("organization")
 
 
+def scoped_organization_id() -> int | None:
+    """The id of the one organization whose scope is active, else None (no scope, scopes disabled,
+    or a scope on several organizations or on None). For reads that bypass the scoped manager
+    (:mod:`apps.core.prepared`): they filter on this id, and leave every other case to the manager
+    (which raises ``ScopeError`` without a scope)."""
+    current = get_scope()
+    if not current.get("_enabled", True):
+        return None
+    value = current.get("organization")
+    if value is None or isinstance(value, (list, tuple)):
+        return None
+    return getattr(value, "pk", value)
+
+
 class TenantScopedModel(models.Model):
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=True)
 
@@ -76,5 +90,6 @@ __all__ = [
     "TenantScopedModel",
     "current_organization",
     "org_scope",
+    "scoped_organization_id",
     "scopes_disabled",
 ]

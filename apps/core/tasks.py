@@ -10,7 +10,7 @@ from apps.core.scoping import org_scope, scopes_disabled
 class TenantTask(Task):
     """Tasks that act for one organization take ``org_id`` (a keyword argument, an integer id);
     the body runs inside that organization's scope, like a request. Tasks take ids, never model
-    instances, and re-read fresh state."""
+    instances, and re-read fresh state (so a deleted organization's task finds nothing to do)."""
 
     def __call__(self, *args, **kwargs):
         org_id = kwargs.get("org_id")
@@ -18,9 +18,10 @@ class TenantTask(Task):
             raise TypeError(f"{self.name} needs org_id=")
         from apps.accounts.models import Organization
 
-        organization = Organization.objects.filter(pk=org_id).first()
-        if organization is None:
-            return None  # the organization was deleted: nothing left to do
+        # The scope needs only the id: no query per task (a poll is a task every few seconds per
+        # job). The instance loads its other fields if the body reads them. If the organization
+        # was deleted, its rows went with it: the body's fresh reads find nothing and it returns.
+        organization = Organization.from_db(Organization.objects.db, ["id"], [int(org_id)])
         with org_scope(organization):
             return super().__call__(*args, **kwargs)
 

@@ -33,6 +33,8 @@ from apps.api_keys import services as key_services
 from apps.api_keys.crypto import DecryptionError
 from apps.core.errors import ApplicationError, Conflict, PermissionDeniedError
 from apps.core.ids import public_id
+from apps.core.prepared import PreparedGet, update_returning
+from apps.core.scoping import scoped_organization_id
 from apps.generations import ledger, storage
 from apps.generations.models import (
     ACTIVE_STATES,
@@ -89,20 +91,27 @@ def _seconds(name: str) -> float:
 
 
 def _transition(gen: Generation, *, from_states, to: str, message: str = "", **fields) -> bool:
-    """Move ``gen`` to ``to`` only if it is still in one of ``from_states``. Records the event."""
+    """Move ``gen`` to ``to`` only if it is still in one of ``from_states``. Records the event
+    (only when the state changes, or with a message).
+
+    One statement: ``F()`` fields (``poll_count + 1``…) come back from the UPDATE itself
+    (``RETURNING``), so ``gen`` stays in step with the row without re-reading it."""
     fields["state"] = to
     fields["updated_at"] = _now()
-    updated = Generation.objects.filter(pk=gen.pk, state__in=list(from_states)).update(**fields)
-    if updated != 1:
-        return False
-    previous = gen.state
-    # keep ``gen`` in step with the row without re-reading all of it (a hot path: every poll)
     expressions = [name for name, value in fields.items() if hasattr(value, "resolve_expression")]
-    for name, value in fields.items():
-        if name not in expressions:
-            setattr(gen, name, value)
+    qs = Generation.objects.filter(pk=gen.pk, state__in=list(from_states))
     if expressions:
-        gen.refresh_from_db(fields=expressions)
+        rows = update_returning(qs, expressions, **fields)
+        if len(rows) != 1:
+            return False
+        returned = dict(zip(expressions, rows[0], strict=True))
+    elif qs.update(**fields) != 1:
+        return False
+    else:
+        returned = {}
+    previous = gen.state
+    for name, value in fields.items():
+        setattr(gen, name, returned[name] if name in returned else value)
     if previous != to or message:
         GenerationEvent.objects.create(generation_id=gen.pk, from_state=previous, to_state=to, message=message[:2000])
     return True
@@ -183,7 +192,20 @@ def _spec(gen: Generation) -> GenerationSpec:
     )
 
 
+# every step starts with this read: compiled to SQL once per thread (apps.core.prepared)
+_generation_for_step = PreparedGet(
+    lambda pk, org_id: Generation.all_orgs.filter(pk=pk, organization_id=org_id).select_related(
+        "provider_key", "organization"
+    ),
+    pk=-7_000_000_000_000_002,
+    org_id=-7_000_000_000_000_003,
+)
+
+
 def _fresh(generation_id: int) -> Generation | None:
+    org_id = scoped_organization_id()  # a task runs in its organization's scope (TenantTask)
+    if org_id is not None:
+        return _generation_for_step(Generation.all_orgs.db, pk=generation_id, org_id=org_id)
     return Generation.objects.select_related("provider_key", "organization").filter(pk=generation_id).first()
 
 

@@ -73,13 +73,21 @@ class StreamingFile(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             return b"".join(self.chunks())
-        while len(self._buffer) < size:
+        # gather whole chunks and join once: ``buffer += chunk`` would copy the growing buffer for
+        # every chunk (S3 reads 8 MiB parts out of 1 MiB chunks)
+        parts, have = [self._buffer], len(self._buffer)
+        while have < size:
             try:
                 chunk = next(self._chunks)
             except StopIteration:
                 break
-            self._buffer += chunk
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
+            parts.append(chunk)
+            have += len(chunk)
+        data = b"".join(parts)
+        if len(data) > size:
+            data, self._buffer = data[:size], data[size:]
+        else:
+            self._buffer = b""
         return self._account(data) if data else b""
 
 

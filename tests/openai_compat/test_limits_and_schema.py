@@ -57,6 +57,27 @@ def test_an_organization_is_throttled_across_its_tokens(tenants, low_rates):
     assert tenants.api_client_for(tenants.charlie_token).get("/v1/videos").status_code == 200
 
 
+def test_a_request_the_token_limit_refuses_does_not_spend_the_organization_budget(tenants, low_rates):
+    low_rates.API_THROTTLE_TOKEN_RATE = "2/min"
+    low_rates.API_THROTTLE_ORG_RATE = "3/min"
+    alice, bob = (tenants.api_client_for(t) for t in (tenants.alice_token, tenants.bob_token))
+    assert [alice.get("/v1/videos").status_code for _ in range(5)] == [200, 200, 429, 429, 429]
+    assert bob.get("/v1/videos").status_code == 200  # the organization's third
+    assert_error(bob.get("/v1/videos"), 429)  # its fourth
+
+
+def test_the_window_ends_and_requests_are_allowed_again(tenants, low_rates):
+    import time
+
+    low_rates.API_THROTTLE_TOKEN_RATE = "2/sec"
+    alice = tenants.api_client_for(tenants.alice_token)
+    assert [alice.get("/v1/models").status_code for _ in range(3)] == [200, 200, 429]
+    r = alice.get("/v1/models")
+    assert r.status_code == 429 and r["Retry-After"] == "1"
+    time.sleep(1.05)
+    assert alice.get("/v1/models").status_code == 200
+
+
 def test_an_empty_rate_disables_the_throttle(tenants, low_rates):
     low_rates.API_THROTTLE_TOKEN_RATE = ""
     low_rates.API_THROTTLE_ORG_RATE = ""
@@ -68,10 +89,7 @@ def test_the_defaults_are_configurable():
     from mediarouter import settings as base
 
     assert base.API_THROTTLE_TOKEN_RATE == "120/min" and base.API_THROTTLE_ORG_RATE == "600/min"
-    assert base.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] == [
-        "apps.core.throttling.TokenRateThrottle",
-        "apps.core.throttling.OrgRateThrottle",
-    ]
+    assert base.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] == ["apps.core.throttling.ApiRateThrottle"]
 
 
 # --- the OpenAPI schema --------------------------------------------------------------------
