@@ -31,13 +31,7 @@ DEFAULT_MODEL = "sora-2"  # the contract's default (openai-videos.md §4)
 
 # MediaRouter's states → the contract's four statuses (anything else would end SDK ``poll()`` early)
 OPENAI_STATUS = {
-    State.CREATED: "queued",
-    State.SUBMITTING: "queued",
-    State.QUEUED: "queued",
-    State.IN_PROGRESS: "in_progress",
-    State.DOWNLOADING: "in_progress",
-    State.COMPLETED: "completed",
-    State.FAILED: "failed",
+    **native.NATIVE_STATUS,
     State.CANCELED: "failed",  # no "cancelled" in the contract: failed with error.code "canceled"
 }
 

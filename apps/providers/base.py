@@ -181,6 +181,24 @@ class VideoProvider:
         """Stream the finished output (``variant`` ``video`` or ``thumbnail``)."""
         raise NotImplementedError
 
+    def _download_output(self, job_id: str, url: str | None) -> Download:
+        """For providers whose finished job lists output URLs (which expire): stream ``url``, or
+        re-read the job for a fresh one. The provider's own host may be private (an emulator, a
+        gateway on the same network); any other host must be public."""
+        from apps.providers import http
+
+        if url is None:
+            job = self.status(job_id)
+            if job.state is not JobState.COMPLETED or not job.output_urls:
+                raise ProviderError(
+                    f"{self.label} task {job_id} is {job.raw_status or 'not finished'}; nothing to download yet.",
+                    code="not_ready",
+                )
+            url = job.output_urls[0]
+        return http.stream_download(
+            url, max_bytes=http.max_download_bytes(), allowed_private_hosts=(http.origin(self.base_url),)
+        )
+
     def find_by_reference(self, client_reference: str) -> str | None:
         """Look up a job by MediaRouter's reference after an uncertain submit; None if absent."""
         return None

@@ -312,16 +312,4 @@ class KlingProvider(VideoProvider):
     def download(self, job_id: str, *, url: str | None = None, variant: str = "video") -> Download:
         if variant != "video":
             raise ProviderError("Kling has no thumbnails.", code="unsupported", permanent=True)
-        if url is None:
-            job = self.status(job_id)
-            if job.state is not JobState.COMPLETED:
-                raise ProviderError(
-                    f"Kling task {job_id} is {job.raw_status or 'not finished'}; nothing to download yet.",
-                    code="not_ready",
-                )
-            url = job.output_urls[0]
-        return http.stream_download(
-            url,
-            max_bytes=http.max_download_bytes(),
-            allowed_private_hosts=(http.origin(self.base_url),),
-        )
+        return self._download_output(job_id, url)

@@ -217,19 +217,7 @@ class RunwayProvider(VideoProvider):
     def download(self, job_id: str, *, url: str | None = None, variant: str = "video") -> Download:
         if variant != "video":
             raise ProviderError("Runway has no thumbnails.", code="unsupported", permanent=True)
-        if url is None:  # output URLs expire: re-read the task for a fresh one
-            job = self.status(job_id)
-            if job.state is not JobState.COMPLETED:
-                raise ProviderError(
-                    f"Runway task {job_id} is {job.raw_status or 'not finished'}; nothing to download yet.",
-                    code="not_ready",
-                )
-            url = job.output_urls[0]
-        return http.stream_download(
-            url,
-            max_bytes=http.max_download_bytes(),
-            allowed_private_hosts=(http.origin(self.base_url),),
-        )
+        return self._download_output(job_id, url)
 
     def cancel(self, job_id: str) -> None:
         """Cancel a running task. A 404 means it is already cancelled or deleted: success."""
