@@ -9,7 +9,7 @@ os.environ.setdefault("DJANGO_ENV", "test")
 os.environ.setdefault("MEDIAROUTER_VAR_DIR", str(Path(__file__).resolve().parent.parent / ".var" / "test"))
 
 from mediarouter.settings import *  # noqa: F403
-from mediarouter.settings import DATABASES, VAR_DIR
+from mediarouter.settings import CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_BROKER_URL, DATABASES, VAR_DIR
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -53,3 +53,7 @@ CELERY_BEAT_SCHEDULE = {
 # cache) with pytest-django's ``settings`` fixture.
 API_THROTTLE_TOKEN_RATE = "100000/min"
 API_THROTTLE_ORG_RATE = "100000/min"
+
+if CELERY_BROKER_URL == "filesystem://":
+    # poll the queue folder every 0.1 s instead of every second: workers in tests pick steps up fast
+    CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "polling_interval": 0.1}

@@ -60,10 +60,11 @@ def tenants(db) -> Tenants:
 def celery_worker(transactional_db, tmp_path):
     """A real Celery worker process (prefork, 2 children) on this run's queue; tasks sent from the
     test go through the real broker while the fixture is active."""
-    from tests.worker import WorkerProcess, broker_mode, wait_until_ready
+    from tests.worker import WorkerProcess, broker_mode, purge_queue, wait_until_ready
 
     worker = WorkerProcess(tmp_path / "worker.log")
     with broker_mode():
+        purge_queue()  # messages an earlier test left behind would delay this worker
         worker.start()
         try:
             wait_until_ready(worker)

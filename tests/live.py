@@ -40,7 +40,7 @@ class LiveEngine:
 
 @pytest.fixture
 def live_engine(tenants, transactional_db, tmp_path, settings, openai_emulator, runway_emulator, kling_emulator):
-    from tests.worker import WorkerProcess, broker_mode, wait_until_ready
+    from tests.worker import WorkerProcess, broker_mode, purge_queue, wait_until_ready
 
     emulators = {"sora": openai_emulator, "runway": runway_emulator, "kling": kling_emulator}
     urls = {
@@ -63,6 +63,7 @@ def live_engine(tenants, transactional_db, tmp_path, settings, openai_emulator, 
         emulator.reset()  # forget the validation calls: tests count generation traffic only
     worker = WorkerProcess(tmp_path / "worker.log", beat=True, env={**urls, "PROVIDER_READ_TIMEOUT": "2"})
     with broker_mode():
+        purge_queue()  # messages an earlier test left behind would delay this worker
         worker.start()
         try:
             wait_until_ready(worker)

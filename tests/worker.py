@@ -65,6 +65,13 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def purge_queue() -> int:
+    """Drop every message waiting in this run's queue (left by an earlier test), so a new worker
+    starts on an empty queue. Returns how many were dropped."""
+    with celery_app.connection_for_write() as conn:
+        return conn.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE) or 0
+
+
 @contextmanager
 def broker_mode() -> Iterator[None]:
     """Send tasks through the broker for real (the unit-test default is eager)."""

@@ -92,7 +92,7 @@ class Drill:
 
 @pytest.fixture
 def drill(tenants, transactional_db, tmp_path, settings, openai_emulator):
-    from tests.worker import WorkerProcess, broker_mode, wait_until_ready
+    from tests.worker import WorkerProcess, broker_mode, purge_queue, wait_until_ready
 
     settings.OPENAI_BASE_URL = openai_emulator.base_url
     alice = Membership.all_orgs.get(user=tenants.alice, organization=tenants.org_a)
@@ -103,6 +103,7 @@ def drill(tenants, transactional_db, tmp_path, settings, openai_emulator):
         tmp_path / "worker.log", beat=True, env={"OPENAI_BASE_URL": openai_emulator.base_url, **DRILL_ENV}
     )
     with broker_mode():
+        purge_queue()  # messages an earlier test left behind would delay this worker
         worker.start()
         try:
             wait_until_ready(worker)
