@@ -54,6 +54,6 @@ CELERY_BEAT_SCHEDULE = {
 API_THROTTLE_TOKEN_RATE = "100000/min"
 API_THROTTLE_ORG_RATE = "100000/min"
 
-if CELERY_BROKER_URL == "filesystem://":
+if CELERY_BROKER_URL == "mrfs://":
     # poll the queue folder every 0.1 s instead of every second: workers in tests pick steps up fast
     CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "polling_interval": 0.1}
