@@ -6,7 +6,7 @@ import pytest
 
 pytestmark = pytest.mark.django_db
 
-SECRET = "sk-admin-must-never-show-0001"
+SECRET = "fake-key-admin-must-never-show-0001"
 
 
 @pytest.fixture

@@ -86,11 +86,11 @@ def test_create_refuses_a_half_kling_pair(tenants, kling):
 
 def test_create_refuses_a_key_the_provider_rejects(tenants, sora):
     api = tenants.api_client_for(tenants.alice_token)
-    r = _post(api, "/v1/keys", {"provider": "sora", "api_key": "sk-rejected-by-provider-1"})
+    r = _post(api, "/v1/keys", {"provider": "sora", "api_key": "fake-key-rejected-by-provider-1"})
     error = _envelope(r, 400, "invalid_request_error")
     assert error["param"] == "api_key" and error["code"] == "invalid_provider_key"
     assert "Incorrect API key provided" in error["message"]
-    assert "sk-rejected-by-provider-1" not in r.content.decode()
+    assert "fake-key-rejected-by-provider-1" not in r.content.decode()
     assert keys_of(tenants.org_a) == []
 
 

@@ -165,7 +165,7 @@ def test_add_takes_a_kling_pair(tenants, kling):
 
 
 def test_add_shows_the_providers_reason_and_never_the_key(tenants, sora):
-    wrong = "sk-typo-in-this-key-0042"
+    wrong = "fake-key-typo-in-this-key-0042"
     for headers in ({}, HX):
         r = tenants.client_for(tenants.alice).post(
             url(tenants, "keys/add/"), {"provider": "sora", "api_key": wrong, "label": "oops"}, headers=headers
@@ -211,11 +211,11 @@ def test_validate_works(tenants, make_key, sora):
 
 
 def test_validate_shows_a_refusal(tenants, make_key, sora):
-    key = make_key(secret="sk-since-revoked-000001")
+    key = make_key(secret="fake-key-since-revoked-000001")
     r = tenants.client_for(tenants.alice).post(url(tenants, f"keys/{key.public_id}/validate/"), headers=HX)
     html = r.content.decode()
     assert r.status_code == 200 and "is invalid" in html and 'class="badge bad">Invalid<' in html
-    assert "sk-since-revoked-000001" not in html
+    assert "fake-key-since-revoked-000001" not in html
 
 
 def test_make_default_works(tenants, make_key):

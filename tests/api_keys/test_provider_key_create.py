@@ -97,7 +97,7 @@ def test_kling_refuses_a_wrong_secret_key(tenants, members, kling):
             members.alice,
             provider="kling",
             access_key=kling.access_key,
-            secret_key="sk-not-the-right-secret-for-this-access-key",
+            secret_key="fake-key-not-the-right-secret-for-this-access-key",
         )
     assert info.value.code == "invalid_provider_key" and "Kling" in info.value.message
     assert keys_of(tenants.org_a) == []
@@ -140,7 +140,7 @@ def test_it_strips_surrounding_whitespace(members, sora):
 
 
 def test_a_refused_key_is_not_saved(tenants, members, sora):
-    wrong = "sk-wrong-key-echoed-back-1234"
+    wrong = "fake-key-wrong-key-echoed-back-1234"
     with pytest.raises(ApplicationError) as info:
         _create(members.alice, provider="sora", api_key=wrong)
     exc = info.value
@@ -169,7 +169,7 @@ def test_a_transient_failure_saves_the_key_as_unverified(tenants, members, sora)
 
 
 def test_an_unreachable_provider_saves_the_key_as_unverified(members):
-    key = _create(members.alice, provider="sora", api_key="sk-cannot-check-now-1234")
+    key = _create(members.alice, provider="sora", api_key="fake-key-cannot-check-now-1234")
     assert key.status == KeyStatus.UNVERIFIED
     assert "could not connect" in key.last_error.lower() or "network" in key.last_error.lower()
 

@@ -35,16 +35,16 @@ def test_validate_works(members, make_key, sora):
 
 
 def test_validate_marks_a_refused_key_invalid(members, make_key, sora):
-    key = make_key(secret="sk-revoked-at-provider-0000")
+    key = make_key(secret="fake-key-revoked-at-provider-0000")
     checked = _as(members.alice, services.provider_key_validate, public_id=key.public_id)
     assert checked.status == KeyStatus.INVALID and "Incorrect API key" in checked.last_error
-    assert "sk-revoked-at-provider-0000" not in checked.last_error
+    assert "fake-key-revoked-at-provider-0000" not in checked.last_error
     key.refresh_from_db()
     assert key.status == KeyStatus.INVALID and key.last_validated_at is not None
 
 
 def test_validate_keeps_the_status_when_the_provider_cannot_be_reached(members, make_key):
-    key = make_key(secret="sk-fine-but-offline-0000", status=KeyStatus.VALID)
+    key = make_key(secret="fake-key-fine-but-offline-0000", status=KeyStatus.VALID)
     checked = _as(members.alice, services.provider_key_validate, public_id=key.public_id)
     key.refresh_from_db()
     assert key.status == checked.status == KeyStatus.VALID
@@ -195,9 +195,11 @@ def test_credentials_fail_closed_without_the_fernet_key(make_key, settings):
 
 
 def test_mark_invalid_works(tenants, make_key):
-    key = make_key(secret="sk-went-bad-at-provider-01")
+    key = make_key(secret="fake-key-went-bad-at-provider-01")
     with org_scope(tenants.org_a):
-        services.provider_key_mark_invalid(key=key, error="Incorrect API key provided: sk-went-bad-at-provider-01.")
+        services.provider_key_mark_invalid(
+            key=key, error="Incorrect API key provided: fake-key-went-bad-at-provider-01."
+        )
     assert key.status == KeyStatus.INVALID
     key.refresh_from_db()
     assert key.status == KeyStatus.INVALID and key.last_validated_at is not None

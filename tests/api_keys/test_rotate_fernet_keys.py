@@ -30,7 +30,7 @@ def _fresh(key) -> ProviderKey:
 
 def test_it_works(tenants, make_key, settings):
     settings.FERNET_KEYS = [OLD]
-    a = make_key(secret="sk-written-under-old-01")
+    a = make_key(secret="fake-key-written-under-old-01")
     b = make_key(
         org=tenants.org_b, provider="kling", fields={"access_key": "ak-old-000001", "secret_key": "sk-old-000001"}
     )
@@ -38,7 +38,7 @@ def test_it_works(tenants, make_key, settings):
 
     # a new key in front: old ciphertext is still readable, new writes use the new key
     settings.FERNET_KEYS = [NEW, OLD]
-    assert services.provider_key_credentials(key=_fresh(a)) == Credentials(api_key="sk-written-under-old-01")
+    assert services.provider_key_credentials(key=_fresh(a)) == Credentials(api_key="fake-key-written-under-old-01")
     assert crypto.is_current(crypto.encrypt("x")) and not crypto.is_current(old_ciphertext)
 
     out = _run()
@@ -47,7 +47,7 @@ def test_it_works(tenants, make_key, settings):
 
     # the old key removed: everything is still readable
     settings.FERNET_KEYS = [NEW]
-    assert services.provider_key_credentials(key=_fresh(a)) == Credentials(api_key="sk-written-under-old-01")
+    assert services.provider_key_credentials(key=_fresh(a)) == Credentials(api_key="fake-key-written-under-old-01")
     assert services.provider_key_credentials(key=_fresh(b)) == Credentials(
         access_key="ak-old-000001", secret_key="sk-old-000001"
     )

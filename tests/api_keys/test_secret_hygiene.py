@@ -156,7 +156,7 @@ def step_provider_fails_echoing_the_key(flow: Flow) -> None:
     r = flow.page_post("page validate kling (500 echo)", flow.page_url(f"keys/{kling_key}/validate/"), htmx=True)
     assert r.status_code == 200
     # the provider revokes the key: its 401 echoes it back (like a careless gateway)
-    flow.sora.api_key = "sk-the-provider-now-wants-another-key"
+    flow.sora.api_key = "fake-key-the-provider-now-wants-another-key"
     r = flow.page_post("page validate (401 echo)", flow.page_url(f"keys/{sora_key}/validate/"))
     assert r.status_code == 302
     assert ProviderKey.all_orgs.get(public_id=sora_key).status == KeyStatus.INVALID

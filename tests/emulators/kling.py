@@ -21,7 +21,7 @@ from .base import Emulator, Fault, Request, Response, main
 
 API_KEY = "kling-test-emulator-api-0000"
 ACCESS_KEY = "ak-test-emulator-kling-0000"
-SECRET_KEY = "sk-test-emulator-kling-secret-0000"
+SECRET_KEY = "fake-key-test-emulator-kling-secret-0000"
 MODELS = {
     "text2video": {"kling-v1", "kling-v1-6", "kling-v2-master", "kling-v2-1-master", "kling-v2-5-turbo", "kling-v2-6"},
     "image2video": {

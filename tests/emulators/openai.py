@@ -14,7 +14,7 @@ from typing import Any
 
 from .base import Emulator, Request, Response, main, parse_multipart, sample_image
 
-API_KEY = "sk-test-emulator-openai-0000"
+API_KEY = "fake-key-test-emulator-openai-0000"
 MODELS = {"sora-2", "sora-2-pro", "sora-2-2025-10-06", "sora-2-2025-12-08", "sora-2-pro-2025-10-06"}
 SIZES_720 = {"720x1280", "1280x720"}
 SIZES_PRO = SIZES_720 | {"1024x1792", "1792x1024"}

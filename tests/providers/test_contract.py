@@ -11,7 +11,7 @@ import responses
 from apps.providers import registry
 from apps.providers.base import Credentials, ProviderError, VideoProvider
 
-KEY = "sk-test-contract-key-0000"
+KEY = "fake-key-test-contract-key-0000"
 KEYED = ["sora", "runway", "kling"]
 ANY_URL = re.compile(r"https://api\.example\.com/.*")
 

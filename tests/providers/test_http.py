@@ -16,7 +16,7 @@ from tests.emulators.openai import OpenAIEmulator
 
 from .conftest import PUBLIC_IP
 
-KEY = "sk-test-emulator-openai-0000"
+KEY = "fake-key-test-emulator-openai-0000"
 
 
 def _closed_port() -> int:

@@ -16,7 +16,7 @@ from apps.providers.base import Credentials, GenerationSpec, InputImage, JobStat
 from apps.providers.kling import KlingProvider, aspect_ratio_for, mode_for
 
 BASE = "https://api.kling.example.com"
-AK, SK = "ak-test-unit-kling-0000", "sk-test-unit-kling-secret-000000000"
+AK, SK = "ak-test-unit-kling-0000", "fake-key-test-unit-kling-secret-000000000"
 API_KEY = "kling-test-unit-api-0000"
 
 
@@ -300,12 +300,12 @@ def test_expired_jwt_is_refused_by_the_emulator(kling_emulator):
 
 def test_wrong_secret_is_refused_by_the_emulator(kling_emulator):
     provider = KlingProvider(
-        Credentials(access_key=kling_emulator.access_key, secret_key="sk-test-emulator-kling-wrong-0000000"),
+        Credentials(access_key=kling_emulator.access_key, secret_key="fake-key-test-emulator-kling-wrong-0000000"),
         kling_emulator.base_url,
     )
     with pytest.raises(ProviderError) as info:
         provider.validate_key()
-    assert info.value.is_auth_error and "sk-test-emulator-kling-wrong-0000000" not in str(info.value)
+    assert info.value.is_auth_error and "fake-key-test-emulator-kling-wrong-0000000" not in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from apps.providers.base import Credentials, GenerationSpec, InputImage, JobStat
 from apps.providers.sora import SoraProvider
 
 BASE = "https://gateway.example.com/v1"
-KEY = "sk-test-unit-openai-0000"
+KEY = "fake-key-test-unit-openai-0000"
 
 
 @pytest.fixture
@@ -304,7 +304,7 @@ def test_emulator_validation_reaches_the_person(emulated):
 
 
 def test_wrong_key_against_the_emulator_never_leaks_the_key(openai_emulator):
-    wrong = "sk-test-emulator-wrong-9999"
+    wrong = "fake-key-test-emulator-wrong-9999"
     provider = SoraProvider(Credentials(api_key=wrong), openai_emulator.base_url)
     with pytest.raises(ProviderError) as info:
         provider.validate_key()
