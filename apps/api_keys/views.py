@@ -7,6 +7,8 @@ API token, render the page once with the token, so it never travels in a cookie 
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -85,38 +87,41 @@ def key_add(request: HttpRequest, org_slug: str) -> HttpResponse:
     return _done(request, KEYS, notice=notice)
 
 
+def _key_action(request: HttpRequest, action, describe) -> HttpResponse:
+    """Run one key service; answer with the keys panel and a notice, or the service's error."""
+    try:
+        result = action(by=request.membership)
+    except ApplicationError as exc:
+        return _done(request, KEYS, error=exc)
+    return _done(request, KEYS, notice=describe(result))
+
+
+def _validated(key) -> str:
+    if key.status == KeyStatus.VALID and not key.last_error:
+        return f"The key {key.masked} works."
+    return f"The key {key.masked} is {key.status}: {key.last_error}"
+
+
 @login_required
 @require_POST
 def key_validate(request: HttpRequest, org_slug: str, key_id: str) -> HttpResponse:
-    try:
-        key = services.provider_key_validate(by=request.membership, public_id=key_id)
-    except ApplicationError as exc:
-        return _done(request, KEYS, error=exc)
-    if key.status == KeyStatus.VALID and not key.last_error:
-        notice = f"The key {key.masked} works."
-    else:
-        notice = f"The key {key.masked} is {key.status}: {key.last_error}"
-    return _done(request, KEYS, notice=notice)
+    return _key_action(request, partial(services.provider_key_validate, public_id=key_id), _validated)
 
 
 @login_required
 @require_POST
 def key_make_default(request: HttpRequest, org_slug: str, key_id: str) -> HttpResponse:
-    try:
-        key = services.provider_key_set_default(by=request.membership, public_id=key_id)
-    except ApplicationError as exc:
-        return _done(request, KEYS, error=exc)
-    return _done(request, KEYS, notice=f"The key {key.masked} is now the default for {key.provider_label}.")
+    return _key_action(
+        request,
+        partial(services.provider_key_set_default, public_id=key_id),
+        lambda key: f"The key {key.masked} is now the default for {key.provider_label}.",
+    )
 
 
 @login_required
 @require_POST
 def key_delete(request: HttpRequest, org_slug: str, key_id: str) -> HttpResponse:
-    try:
-        services.provider_key_delete(by=request.membership, public_id=key_id)
-    except ApplicationError as exc:
-        return _done(request, KEYS, error=exc)
-    return _done(request, KEYS, notice="Key deleted.")
+    return _key_action(request, partial(services.provider_key_delete, public_id=key_id), lambda _: "Key deleted.")
 
 
 @login_required

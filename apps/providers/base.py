@@ -181,6 +181,28 @@ class VideoProvider:
         """Stream the finished output (``variant`` ``video`` or ``thumbnail``)."""
         raise NotImplementedError
 
+    def _catalog_model(self, spec: GenerationSpec):
+        """The catalog entry of ``spec.model`` for this provider, or None for an id the catalog
+        does not know (sent upstream as is)."""
+        from apps.providers import catalog
+
+        try:
+            return catalog.get_model(f"{self.slug}/{spec.model}")
+        except catalog.UnknownModel:
+            return None
+
+    @staticmethod
+    def _require_image_if_image_only(model, spec: GenerationSpec, hint: str = "") -> None:
+        """Refuse, before any request, a text-only call to a model that needs an input image."""
+        from apps.providers import catalog
+
+        if spec.image is None and model is not None and catalog.TEXT_TO_VIDEO not in model.capabilities:
+            raise ProviderError(
+                f"{model.label} makes videos from an image only; add an input image{hint}.",
+                code="invalid_request",
+                permanent=True,
+            )
+
     def _download_output(self, job_id: str, url: str | None) -> Download:
         """For providers whose finished job lists output URLs (which expire): stream ``url``, or
         re-read the job for a fresh one. The provider's own host may be private (an emulator, a

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import jwt
 import requests
 
-from . import catalog, http
+from . import http
 from .base import (
     Credentials,
     Download,
@@ -217,10 +217,8 @@ class KlingProvider(VideoProvider):
         self._call("GET", "/v1/videos/text2video", params={"pageNum": 1, "pageSize": 1})
 
     def submit(self, spec: GenerationSpec) -> str:
-        try:
-            model = catalog.get_model(f"kling/{spec.model}")
-        except catalog.UnknownModel:
-            model = None
+        model = self._catalog_model(spec)
+        self._require_image_if_image_only(model, spec)
         body: dict[str, Any] = {
             "model_name": model.provider_model if model else spec.model,
             "prompt": spec.prompt,
@@ -235,12 +233,6 @@ class KlingProvider(VideoProvider):
             body["image"] = self._image_field(spec)
             kind = "i2v"
         else:
-            if model is not None and catalog.TEXT_TO_VIDEO not in model.capabilities:
-                raise ProviderError(
-                    f"{model.label} makes videos from an image only; add an input image.",
-                    code="invalid_request",
-                    permanent=True,
-                )
             body["aspect_ratio"] = aspect_ratio_for(spec.size)
             kind = "t2v"
         data = self._call("POST", f"/v1/videos/{_KINDS[kind]}", json=body, creating=True)

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import requests
 
-from . import catalog, http
+from . import http
 from .base import Download, GenerationSpec, JobState, JobStatus, ProviderError, VideoProvider
 
 API_VERSION = "2024-11-06"
@@ -153,10 +153,8 @@ class RunwayProvider(VideoProvider):
         self._call("GET", "/v1/organization")
 
     def submit(self, spec: GenerationSpec) -> str:
-        try:
-            model = catalog.get_model(f"runway/{spec.model}")
-        except catalog.UnknownModel:
-            model = None
+        model = self._catalog_model(spec)
+        self._require_image_if_image_only(model, spec, hint=" or use gen4.5")
         provider_model = model.provider_model if model else spec.model
         body: dict[str, Any] = {
             "model": provider_model,
@@ -171,12 +169,6 @@ class RunwayProvider(VideoProvider):
             body["promptImage"] = self._prompt_image(spec)
             path = "/v1/image_to_video"
         else:
-            if model is not None and catalog.TEXT_TO_VIDEO not in model.capabilities:
-                raise ProviderError(
-                    f"{model.label} makes videos from an image only; add an input image or use gen4.5.",
-                    code="invalid_request",
-                    permanent=True,
-                )
             path = "/v1/text_to_video"
         task = self._call("POST", path, json=body, creating=True)
         task_id = task.get("id")
