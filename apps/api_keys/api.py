@@ -62,6 +62,11 @@ class ProviderKeyOutputSerializer(serializers.Serializer):
     is_default = serializers.BooleanField()
     last_validated_at = serializers.DateTimeField(allow_null=True)
     last_error = serializers.CharField(help_text="Why the last check failed (empty when it did not).")
+    settings = serializers.DictField(
+        source="details",
+        child=serializers.CharField(),
+        help_text="The key's non-secret fields (for example a Vertex `location` or a gateway `base_url`).",
+    )
     created_at = serializers.DateTimeField()
 
     class Meta:
@@ -71,7 +76,28 @@ class ProviderKeyOutputSerializer(serializers.Serializer):
         return "provider_key"
 
 
-_KEY_ID = {"key_id": "The key's id (`key_...`)."}
+def _key_input_serializer() -> type[serializers.Serializer]:
+    """The create request, derived from every provider's declared credential fields (all
+    providers, enabled or not, so the schema does not depend on the server's switches)."""
+    options = selectors.key_provider_options(include_disabled=True)
+    attrs: dict = {
+        "provider": serializers.CharField(
+            max_length=40, help_text="One of " + ", ".join(f"`{o.slug}`" for o in options) + "."
+        ),
+        "label": serializers.CharField(max_length=100, required=False, allow_blank=True, default=""),
+        "make_default": serializers.BooleanField(required=False, allow_null=True, default=None),
+    }
+    for use in selectors.key_field_union(options):
+        where = ", ".join(f"`{slug}`" for slug in use.providers)
+        attrs[use.field.name] = serializers.CharField(
+            max_length=use.field.max_length,
+            required=False,
+            allow_blank=True,
+            write_only=use.field.secret,
+            help_text=f"{use.field.label} ({where}). {use.field.help}".strip(),
+        )
+    attrs["Meta"] = type("Meta", (), {"ref_name": "ProviderKeyCreateRequest"})
+    return type("ProviderKeyCreateRequest", (serializers.Serializer,), attrs)
 
 
 class KeyListApi(OrgScopedAPIView):
@@ -95,30 +121,7 @@ class KeyCreateApi(OrgScopedAPIView):
     """Add a provider key (owners and admins). It is checked with the provider first: a key the
     provider refuses is not saved (400); one that cannot be checked now is saved as unverified."""
 
-    class InputSerializer(serializers.Serializer):
-        provider = serializers.CharField(max_length=40, help_text="`sora`, `runway` or `kling`.")
-        label = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-        api_key = serializers.CharField(
-            max_length=services.MAX_SECRET_LENGTH, required=False, allow_blank=True, write_only=True
-        )
-        access_key = serializers.CharField(
-            max_length=services.MAX_SECRET_LENGTH,
-            required=False,
-            allow_blank=True,
-            write_only=True,
-            help_text="Kling only, with `secret_key`, instead of `api_key`.",
-        )
-        secret_key = serializers.CharField(
-            max_length=services.MAX_SECRET_LENGTH,
-            required=False,
-            allow_blank=True,
-            write_only=True,
-            help_text="Kling only, with `access_key`, instead of `api_key`.",
-        )
-        make_default = serializers.BooleanField(required=False, allow_null=True, default=None)
-
-        class Meta:
-            ref_name = "ProviderKeyCreateRequest"
+    InputSerializer = _key_input_serializer()
 
     @extend_schema(
         operation_id="keys_create",
@@ -127,14 +130,23 @@ class KeyCreateApi(OrgScopedAPIView):
         responses={201: ProviderKeyOutputSerializer, 400: _ERROR, 403: _ERROR},
     )
     def post(self, request):
-        """Add a provider key (owners and admins): `{"provider", "api_key", "label"?}`, or for Kling
-        also `{"provider": "kling", "access_key", "secret_key"}`. The key is checked with the
-        provider first: a key it refuses is not saved (400, with the provider's reason); a key that
-        cannot be checked now is saved as `unverified`. The first key of a provider becomes its
-        default. The response never contains the key, only its last four characters."""
+        """Add a provider key (owners and admins): `{"provider", "label"?, <the provider's credential
+        fields>}` — `api_key` for most providers; Kling also takes `access_key` + `secret_key`;
+        see `GET /v1/providers` for each provider's fields. The key is checked with the provider
+        first: a key it refuses is not saved (400, with the provider's reason); a key that cannot
+        be checked now is saved as `unverified`. The first key of a provider becomes its default.
+        The response never contains a secret, only its last four characters (and the key's
+        non-secret settings, such as a location)."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        key = services.provider_key_create(by=_membership(request), **serializer.validated_data)
+        data = dict(serializer.validated_data)
+        key = services.provider_key_create(
+            by=_membership(request),
+            provider=data.pop("provider"),
+            label=data.pop("label", ""),
+            make_default=data.pop("make_default", None),
+            **data,
+        )
         return created(ProviderKeyOutputSerializer(key).data)
 
 

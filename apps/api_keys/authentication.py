@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 import time
 
+from cachetools import TTLCache
 from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
@@ -52,6 +53,10 @@ def _attnames(model) -> tuple[str, ...]:
     return tuple(f.attname for f in model._meta.concrete_fields)
 
 
+def _monotonic() -> float:
+    return time.monotonic()  # looked up per call, so tests can move the clock
+
+
 class IdentityCache:
     """A per-process, short-lived memory of token → (token, user, organization, membership).
 
@@ -62,19 +67,22 @@ class IdentityCache:
     in the process that made the change (and on any save or delete of those rows in it) at once,
     through :func:`invalidate`.
 
+    - Expiry and the size bound are ``cachetools.TTLCache``'s (at most ``MAX_ENTRIES``, least
+      recently used out first), behind one lock (TTLCache is not thread-safe; gunicorn threads
+      share it). A change of the setting starts a new, empty cache with the new lifetime.
     - Entries are keyed by the SHA-256 of the presented token, never by the token. A lookup that
       misses goes to the database, where the digest is compared with ``hmac.compare_digest``. Only
       tokens that authenticated are remembered (no negative entries: unknown tokens always cost a
       query, so guessing cannot fill the memory).
-    - Entries hold plain column values; every request gets fresh model instances, so nothing one
-      request does to its objects leaks into another's (gunicorn threads share the cache).
+    - Entries hold a snapshot of plain column values; every request gets fresh model instances, so
+      nothing one request does to its objects leaks into another's.
     """
 
     MAX_ENTRIES = 10_000
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, tuple]] = {}
         self._lock = threading.Lock()
+        self._entries: TTLCache = TTLCache(self.MAX_ENTRIES, ttl=0, timer=_monotonic)
         self._names = None
 
     def _fields(self):
@@ -82,31 +90,36 @@ class IdentityCache:
             self._names = tuple(_attnames(m) for m in (ApiToken, User, Organization, Membership))
         return self._names
 
+    def _cache(self, ttl: float) -> TTLCache:
+        """The cache for this lifetime (call with the lock held)."""
+        if self._entries.ttl != ttl:
+            self._entries = TTLCache(self.MAX_ENTRIES, ttl=ttl, timer=_monotonic)
+        return self._entries
+
     def authenticate(self, token: str) -> ApiToken | None:
         ttl = float(getattr(settings, "API_TOKEN_CACHE_SECONDS", 0) or 0)
         if ttl <= 0:
             return selectors.api_token_authenticate(token=token)
         key = tokens.digest(token)
-        entry = self._entries.get(key)
-        now = time.monotonic()
-        if entry is not None and entry[0] > now:
-            api_token = self._build(entry[1])
+        with self._lock:
+            rows = self._cache(ttl).get(key)
+            rows = tuple(rows) if rows is not None else None
+        if rows is not None:
+            api_token = self._build(rows)
             api_token._identity_key = key
             return api_token
         api_token = selectors.api_token_authenticate(token=token)
         if api_token is None:
-            self._entries.pop(key, None)
             return None
-        rows = (
+        # a list, so that touched() can update the token's row without renewing the entry's life
+        snapshot = [
             _values(api_token),
             _values(api_token.user),
             _values(api_token.organization),
             _values(api_token.membership),
-        )
+        ]
         with self._lock:
-            if len(self._entries) >= self.MAX_ENTRIES:
-                self._entries.clear()
-            self._entries[key] = (now + ttl, rows)
+            self._cache(ttl)[key] = snapshot
         api_token._identity_key = key
         return api_token
 
@@ -123,14 +136,15 @@ class IdentityCache:
         return api_token
 
     def touched(self, api_token: ApiToken, at) -> None:
-        """Remember the new ``last_used_at``, so that cached hits do not write it again."""
+        """Remember the new ``last_used_at``, so that cached hits do not write it again (the entry
+        keeps its expiry: the snapshot is still as old as its last database read)."""
         key = getattr(api_token, "_identity_key", None)
         with self._lock:
-            entry = self._entries.get(key) if key else None
-            if entry is not None:
-                token_row = list(entry[1][0])
+            snapshot = self._entries.get(key) if key else None
+            if snapshot is not None:
+                token_row = list(snapshot[0])
                 token_row[self._fields()[0].index("last_used_at")] = at
-                self._entries[key] = (entry[0], (tuple(token_row), *entry[1][1:]))
+                snapshot[0] = tuple(token_row)
 
     def invalidate(self) -> None:
         with self._lock:

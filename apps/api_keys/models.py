@@ -25,6 +25,8 @@ class ProviderKey(TenantScopedModel):
     last_validated_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     is_default = models.BooleanField(default=False)
+    # the key's non-secret fields (a Vertex location, a gateway base URL), shown in Settings
+    details = models.JSONField(default=dict, blank=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db.models import F, FilteredRelation, Q
 
@@ -11,6 +11,7 @@ from apps.api_keys import tokens
 from apps.api_keys.models import ApiToken, ProviderKey
 from apps.core.prepared import PreparedGet
 from apps.providers import registry
+from apps.providers.base import KeyField
 
 _MEMBER_FIELDS = tuple(f.attname for f in Membership._meta.concrete_fields)
 
@@ -88,28 +89,59 @@ def provider_key_for(*, org: Organization, provider: str, public_id: str | None 
 
 @dataclass(frozen=True)
 class KeyProviderOption:
-    """A provider a key can be added for, and the shapes its key form takes."""
+    """A provider a key can be added for, with the fields and shapes its key form takes."""
 
     slug: str
     label: str
     key_shapes: tuple[tuple[str, ...], ...]
+    key_fields: tuple[KeyField, ...] = ()
 
     @property
     def fields(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for shape in self.key_shapes:
-            seen.update(dict.fromkeys(shape))
-        return tuple(seen)
+        return tuple(f.name for f in self.key_fields)
 
 
-def key_provider_options() -> list[KeyProviderOption]:
-    """Enabled providers that take a key, in registry order (no database)."""
+def key_provider_options(*, include_disabled: bool = False) -> list[KeyProviderOption]:
+    """Providers that take a key (enabled ones unless ``include_disabled``), in registry order
+    (no database). The key form, the keys API serializer and the Settings page derive from this."""
     options = []
-    for slug in registry.enabled_slugs():
-        cls = registry.get_provider_class(slug)
+    for slug in registry.PROVIDERS if include_disabled else registry.enabled_slugs():
+        cls = registry.get_provider_class(slug, allow_disabled=True)
         if cls.requires_key:
-            options.append(KeyProviderOption(slug=slug, label=cls.label, key_shapes=tuple(cls.key_shapes)))
+            options.append(
+                KeyProviderOption(
+                    slug=slug, label=cls.label, key_shapes=tuple(cls.key_shapes), key_fields=tuple(cls.key_fields)
+                )
+            )
     return options
+
+
+@dataclass(frozen=True)
+class KeyFieldUse:
+    """One credential field name across providers: its declaration (the first provider's) and
+    which providers take it."""
+
+    field: KeyField
+    providers: tuple[str, ...]
+    labels: tuple[str, ...]
+
+
+def key_field_union(options: list[KeyProviderOption]) -> list[KeyFieldUse]:
+    """Every credential field the given providers declare, once per name, in declaration order.
+    Choices of a ``choice`` field are merged across providers."""
+    found: dict[str, tuple[KeyField, list[str], list[str]]] = {}
+    for option in options:
+        for field in option.key_fields:
+            if field.name not in found:
+                found[field.name] = (field, [], [])
+            entry = found[field.name]
+            if field.kind == "choice" and entry[0].choices != field.choices:
+                merged = dict(entry[0].choices) | dict(field.choices)
+                found[field.name] = (replace(entry[0], choices=tuple(merged.items())), entry[1], entry[2])
+                entry = found[field.name]
+            entry[1].append(option.slug)
+            entry[2].append(option.label)
+    return [KeyFieldUse(field=f, providers=tuple(p), labels=tuple(names)) for f, p, names in found.values()]
 
 
 @dataclass(frozen=True)

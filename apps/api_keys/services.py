@@ -8,6 +8,7 @@ provider are scrubbed of the key before they are kept or shown.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from dataclasses import dataclass
@@ -24,8 +25,8 @@ from apps.api_keys.models import ApiToken, KeyStatus, ProviderKey
 from apps.core.errors import ApplicationError, NotFound, PermissionDeniedError
 from apps.core.ids import public_id as make_public_id
 from apps.core.scoping import org_scope
-from apps.providers import registry
-from apps.providers.base import Credentials, ProviderError, VideoProvider
+from apps.providers import http, registry
+from apps.providers.base import Credentials, KeyField, ProviderError, VideoProvider
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ def _audit(**kwargs) -> None:
     audit_record(**kwargs)
 
 
-SECRET_FIELDS = ("api_key", "access_key", "secret_key")
 MIN_SECRET_LENGTH = 8  # shorter than this, "…last4" would show half of it
 MAX_SECRET_LENGTH = 4096
 LAST_ERROR_LENGTH = 500  # ProviderKey.last_error max_length
@@ -65,8 +65,13 @@ def api_token_revoke(*, by: Membership, public_id: str) -> ApiToken:
     api_token = ApiToken.objects.filter(organization=by.organization, public_id=public_id).first()
     if api_token is None:
         raise NotFound("No such token.", param="token_id")
-    if api_token.user_id != by.user_id and not by.can_manage:
-        raise PermissionDeniedError("Only owners and admins can revoke other members' tokens.")
+    if api_token.user_id != by.user_id:
+        if not by.can_manage:
+            raise PermissionDeniedError("Only owners and admins can revoke other members' tokens.")
+        # admins act on members and viewers only: not on an owner's or another admin's tokens
+        holder = Membership.objects.filter(organization=by.organization, user_id=api_token.user_id).first()
+        if holder is not None and not by.can_act_on(holder):
+            raise PermissionDeniedError("Admins can revoke only their own tokens and those of members and viewers.")
     if ApiToken.objects.filter(pk=api_token.pk, revoked_at=None).update(revoked_at=timezone.now()):
         invalidate_identities()  # this process at once; the others within API_TOKEN_CACHE_SECONDS
         _audit(
@@ -119,45 +124,101 @@ def _describe_shapes(cls: type[VideoProvider]) -> str:
     return " or ".join(" and ".join(shape) for shape in cls.key_shapes)
 
 
-@sensitive_variables("fields", "given", "value")
+def _clean_field(cls: type[VideoProvider], field: KeyField, value: str) -> str:
+    """One credential field, checked by its declared kind; raises ApplicationError(param=name)."""
+    name = field.name
+    if len(value) < field.min_length or len(value) > field.max_length:
+        raise ApplicationError(
+            f"The {field.label.lower()} should be {field.min_length} to {field.max_length} characters long.",
+            param=name,
+            code="invalid_key_format",
+        )
+    if field.kind == "choice":
+        allowed = [choice for choice, _label in field.choices]
+        if value not in allowed:
+            raise ApplicationError(
+                f"The {field.label.lower()} must be one of {', '.join(allowed)}.", param=name, code="invalid_key_format"
+            )
+    elif field.kind == "url":
+        try:
+            http.check_tenant_url(value)
+        except ProviderError as exc:
+            raise ApplicationError(exc.message, param=name, code="unsafe_url") from None
+    elif field.kind == "textarea":
+        if not value.isprintable() and any(not (ch.isprintable() or ch in "\r\n\t") for ch in value):
+            raise ApplicationError(
+                f"The {field.label.lower()} contains characters it cannot have.", param=name, code="invalid_key_format"
+            )
+    elif not value.isascii() or any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise ApplicationError(
+            f"The {field.label.lower()} contains spaces or characters a key cannot have.",
+            param=name,
+            code="invalid_key_format",
+        )
+    return value
+
+
+@sensitive_variables("fields", "given", "value", "credentials")
 def _credentials_for(cls: type[VideoProvider], fields: dict[str, str | None]) -> tuple[Credentials, tuple[str, ...]]:
-    """Fit the given fields to exactly one of the provider's key shapes."""
+    """Fit the given fields to exactly one of the provider's key shapes (plus its optional fields)."""
+    declared = {f.name: f for f in cls.key_fields}
     given = {name: (value or "").strip() for name, value in fields.items() if (value or "").strip()}
-    for name, value in given.items():
-        if len(value) < MIN_SECRET_LENGTH or len(value) > MAX_SECRET_LENGTH:
+    for name in given:
+        if name not in declared:
             raise ApplicationError(
-                f"The {name} should be {MIN_SECRET_LENGTH} to {MAX_SECRET_LENGTH} characters long.",
-                param=name,
-                code="invalid_key_format",
+                f"{cls.label} takes {_describe_shapes(cls)}, not {name}.", param=name, code="invalid_key_shape"
             )
-        if not value.isascii() or any(ch.isspace() or not ch.isprintable() for ch in value):
-            raise ApplicationError(
-                f"The {name} contains spaces or characters a key cannot have.", param=name, code="invalid_key_format"
-            )
+    given = {name: _clean_field(cls, declared[name], value) for name, value in given.items()}
+    optional = {f.name for f in cls.key_fields if not f.required}
+    required_given = set(given) - optional
     for shape in cls.key_shapes:
-        if set(shape) == set(given):
-            return Credentials(**{name: given[name] for name in shape}), shape
+        if set(shape) - optional <= set(given) and required_given <= set(shape):
+            credentials = Credentials(**given)
+            problems = cls.check_credentials(credentials)
+            if problems:
+                param, message = next(iter(problems.items()))
+                raise ApplicationError(message, param=param, code="invalid_key_format")
+            return credentials, shape
     # say which field is missing or extra
-    fitting = [shape for shape in cls.key_shapes if set(given) <= set(shape)]
+    fitting = [shape for shape in cls.key_shapes if required_given <= set(shape)]
     if fitting:
         param = next(name for name in fitting[0] if name not in given)
     else:
-        extra = [name for name in given if not any(name in shape for shape in cls.key_shapes)]
-        param = extra[0] if extra else cls.key_shapes[0][0]
+        param = cls.key_shapes[0][0]
     raise ApplicationError(
         f"{cls.label} takes {_describe_shapes(cls)} (one of these, not several).", param=param, code="invalid_key_shape"
     )
 
 
-def _secrets_of(credentials: Credentials) -> list[str]:
-    return [value for value in (credentials.api_key, credentials.access_key, credentials.secret_key) if value]
+def _encoded_forms(secret: str) -> set[str]:
+    """The ways a provider may echo a secret: as is, URL- or JSON-escaped, and base64 (standard
+    and URL-safe) at each of the three byte alignments it can take inside a longer encoded string
+    (a Kling JWT carries the access key base64url-encoded in its payload)."""
+    forms = {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}
+    raw = secret.encode()
+    for pad in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * pad + raw).decode().rstrip("=")
+            # drop the characters that mix the padding or the following bytes into the secret
+            start = (pad * 8 + 5) // 6 + (1 if pad else 0)
+            stable = encoded[start : len(encoded) - 2]
+            if len(stable) >= MIN_SECRET_LENGTH:
+                forms.add(stable)
+    return {form for form in forms if form}
+
+
+def _secrets_of(credentials: Credentials, cls: type[VideoProvider] | None = None) -> list[str]:
+    if cls is not None:
+        names = set(cls.secret_field_names())
+        return [value for name, value in credentials.as_dict().items() if name in names]
+    return list(credentials.as_dict().values())
 
 
 @sensitive_variables("credentials")
-def _scrub(text: str, credentials: Credentials) -> str:
-    """Remove the key from a message (providers sometimes echo it), then cut it to size."""
-    for secret in _secrets_of(credentials):
-        for form in {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}:
+def _scrub(text: str, credentials: Credentials, cls: type[VideoProvider] | None = None) -> str:
+    """Remove the key from a message (providers sometimes echo it, also encoded), then cut it."""
+    for secret in sorted(_secrets_of(credentials, cls), key=len, reverse=True):
+        for form in sorted(_encoded_forms(secret), key=len, reverse=True):
             text = text.replace(form, "***")
     return text[:LAST_ERROR_LENGTH]
 
@@ -178,31 +239,33 @@ def _check(slug: str, credentials: Credentials) -> _Check:
     except registry.UnknownProvider as exc:
         raise ApplicationError(str(exc), param="provider", code="unknown_provider") from None
     except ProviderError as exc:
-        message = _scrub(exc.message, credentials)
+        cls = registry.get_provider_class(slug, allow_disabled=True)
+        message = _scrub(exc.message, credentials, cls)
         if exc.permanent or exc.is_auth_error:
             return _Check(KeyStatus.INVALID, message, exc.code)
-        return _Check(KeyStatus.UNVERIFIED, _scrub(f"Could not check the key: {message}", credentials), exc.code)
+        return _Check(KeyStatus.UNVERIFIED, _scrub(f"Could not check the key: {message}", credentials, cls), exc.code)
     return _Check(KeyStatus.VALID)
 
 
 # --- provider keys: services ----------------------------------------------------------------
 
 
-@sensitive_variables("api_key", "access_key", "secret_key", "credentials", "plaintext")
+@sensitive_variables("fields", "credentials", "plaintext")
 def provider_key_create(
     *,
     by: Membership,
     provider: str,
     label: str = "",
-    api_key: str | None = None,
-    access_key: str | None = None,
-    secret_key: str | None = None,
     make_default: bool | None = None,
+    **fields: str | None,
 ) -> ProviderKey:
     """Store a provider key (owners and admins), after checking it with the provider.
 
-    - The fields must fill one of the provider's ``key_shapes`` (Kling: ``api_key``, or
-      ``access_key`` + ``secret_key``); they are encrypted together as one JSON document.
+    - ``fields`` are the provider's credential fields (``KeyField`` names: ``api_key``; Kling's
+      ``access_key`` + ``secret_key``; Vertex's ``service_account_json`` + ``location``; an
+      optional ``base_url``). They must fill one of the provider's ``key_shapes``; they are
+      encrypted together as one JSON document. Non-secret fields are also kept readable in
+      ``ProviderKey.details`` so Settings can show them.
     - A key the provider refuses (a permanent or authentication error) is not saved: the
       ApplicationError carries the provider's reason, with the key scrubbed out.
     - A key that cannot be checked now (network, 5xx, timeout) is saved as ``unverified`` with the
@@ -212,7 +275,7 @@ def provider_key_create(
     _require_manager(by)
     org = by.organization
     cls = _provider_class(provider)
-    credentials, shape = _credentials_for(cls, {"api_key": api_key, "access_key": access_key, "secret_key": secret_key})
+    credentials, shape = _credentials_for(cls, dict(fields))
     check = _check(cls.slug, credentials)
     if check.status == KeyStatus.INVALID:
         logger.info("provider key refused: org=%s provider=%s code=%s", org.slug, cls.slug, check.code)
@@ -220,8 +283,10 @@ def provider_key_create(
             f"{cls.label} refused this key: {check.error}", param=shape[0], code="invalid_provider_key"
         )
 
-    plaintext = json.dumps({name: getattr(credentials, name) for name in shape}, separators=(",", ":"))
-    last4 = getattr(credentials, shape[-1])[-4:]
+    plaintext = json.dumps(credentials.as_dict(), separators=(",", ":"))
+    secret_names = [name for name in shape if name in cls.secret_field_names()] or list(shape)
+    last4 = _last4(cls, credentials.get(secret_names[-1]) or "")
+    details = {name: value for name, value in credentials.as_dict().items() if name not in cls.secret_field_names()}
     now = timezone.now()
     with transaction.atomic():
         _lock_org(org)
@@ -241,6 +306,7 @@ def provider_key_create(
             last_validated_at=now if check.status == KeyStatus.VALID else None,
             last_error=check.error,
             is_default=is_default,
+            details=details,
             created_by=by.user,
         )
     logger.info(
@@ -256,7 +322,13 @@ def provider_key_create(
         actor=by.user,
         action="key.added",
         target=key.public_id,
-        detail={"provider": key.provider, "label": key.label, "key": key.masked, "status": key.status},
+        detail={
+            "provider": key.provider,
+            "label": key.label,
+            "key": key.masked,
+            "status": key.status,
+            **({"settings": details} if details else {}),
+        },
     )
     return key
 
@@ -379,4 +451,16 @@ def provider_key_credentials(*, key: ProviderKey) -> Credentials:
         data = None
     if not isinstance(data, dict):
         return Credentials(api_key=plaintext)  # a bare key string
-    return Credentials(**{name: (data.get(name) or None) for name in SECRET_FIELDS})
+    return Credentials(**{str(name): value for name, value in data.items() if isinstance(value, str) and value})
+
+
+def _last4(cls: type[VideoProvider], value: str) -> str:
+    """The four characters Settings shows of a secret. A JSON document (a service account)
+    shows the end of its ``private_key_id`` rather than a closing brace."""
+    try:
+        document = json.loads(value)
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        value = str(document.get("private_key_id") or document.get("client_email") or "json")
+    return value[-4:]

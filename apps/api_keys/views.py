@@ -58,6 +58,12 @@ def _done(request: HttpRequest, panel: str, *, error: ApplicationError | None = 
     return _render(request, panel, notice=notice)
 
 
+# every secret credential field any provider declares: hidden from Django's error reports
+SECRET_FIELD_NAMES = sorted(
+    {f.name for option in selectors.key_provider_options(include_disabled=True) for f in option.key_fields if f.secret}
+)
+
+
 @login_required
 @require_GET
 def keys_page(request: HttpRequest, org_slug: str) -> HttpResponse:
@@ -67,13 +73,19 @@ def keys_page(request: HttpRequest, org_slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-@sensitive_post_parameters("api_key", "access_key", "secret_key")
+@sensitive_post_parameters(*SECRET_FIELD_NAMES)
 def key_add(request: HttpRequest, org_slug: str) -> HttpResponse:
-    form = ProviderKeyForm(request.POST, options=selectors.key_provider_options())
+    form = ProviderKeyForm(request.POST, request.FILES, options=selectors.key_provider_options())
     if not form.is_valid():
         return _render(request, KEYS, status=422, key_form=form)
     try:
-        key = services.provider_key_create(by=request.membership, **form.cleaned_data)
+        key = services.provider_key_create(
+            by=request.membership,
+            provider=form.cleaned_data["provider"],
+            label=form.cleaned_data.get("label") or "",
+            make_default=form.cleaned_data.get("make_default"),
+            **form.credential_fields(),
+        )
     except ApplicationError as exc:
         status = 422 if exc.status_code == 400 else exc.status_code
         if exc.param in form.fields:

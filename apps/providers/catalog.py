@@ -1,296 +1,141 @@
-"""The model catalog: every model MediaRouter can route to, as data.
+"""The model catalog: every model MediaRouter can route to, at every supplier, as data.
 
-It drives validation (before anything is submitted), the playground form, ``GET /v1/models`` and
-the cost estimate. Sizes are ``WxH`` at MediaRouter's level for every provider; adapters map them to
-the provider's own ratio/aspect ratio/mode.
+Each provider keeps its own entries in ``apps/providers/<slug>/catalog.py``; this module joins them
+in registry order and answers the questions the rest of MediaRouter asks: which model an id means,
+which suppliers serve a canonical model, whether a request fits a model, and what it costs.
 
-Prices are USD per second of output, per size, copied from ``reference/providers/*.md`` (the date
-of the source is ``price_source_date``; ``price_version`` is recorded on every ledger entry).
-Estimates are exact Decimals quantized to 0.0001 USD (a hundredth of a cent), half-up.
+Ids: a *canonical* id (``veo-3.1``) names a model whichever supplier runs it; a *qualified* id
+(``fal/veo-3.1``) pins one supplier. Sizes are ``WxH`` for every provider; adapters map them to the
+provider's own ratio/aspect ratio/resolution. Prices: see :mod:`apps.providers.modelinfo`; the
+date of the source is ``price_source_date`` and ``price_version`` is recorded on every ledger entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
-from types import MappingProxyType
+import threading
+from collections.abc import Callable
+from decimal import Decimal
 
 from . import registry
+from .modelinfo import AUDIO, CAPABILITIES, COST_QUANTUM, IMAGE_TO_VIDEO, REMIX, TEXT_TO_VIDEO, ModelInfo
 
-TEXT_TO_VIDEO = "text_to_video"
-IMAGE_TO_VIDEO = "image_to_video"
-REMIX = "remix"
-AUDIO = "audio"
-CAPABILITIES = frozenset({TEXT_TO_VIDEO, IMAGE_TO_VIDEO, REMIX, AUDIO})
-
-COST_QUANTUM = Decimal("0.0001")
 SEED_MAX = 2**32 - 1
 NEGATIVE_PROMPT_MAX = 2500
+
+_lock = threading.Lock()
+_models: tuple[ModelInfo, ...] | None = None
+_by_qualified: dict[str, ModelInfo] = {}
+_by_canonical: dict[str, tuple[ModelInfo, ...]] = {}
 
 
 class UnknownModel(ValueError):
     """No such model in the catalog (or its provider is disabled)."""
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    id: str  # bare catalog id, unique across providers ("sora-2", "gen4.5")
-    provider: str  # registry slug
-    label: str
-    capabilities: frozenset[str]
-    seconds: tuple[int, ...]
-    sizes: tuple[str, ...]  # "WxH"; the union over capabilities
-    default_seconds: int
-    default_size: str
-    price_per_second: Mapping[str, Decimal] = field(hash=False)  # size -> USD per second
-    price_source_date: date
-    price_version: str
-    deprecated_on: date | None = None
-    shutdown_note: str = ""
-    supports_seed: bool = False
-    supports_negative_prompt: bool = False
-    provider_model: str = ""  # the id sent upstream; defaults to ``id``
-    # sizes allowed without an input image, when narrower than ``sizes`` (Runway gen4.5)
-    text_to_video_sizes: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.provider_model:
-            object.__setattr__(self, "provider_model", self.id)
-        object.__setattr__(self, "price_per_second", MappingProxyType(dict(self.price_per_second)))
-        assert self.capabilities <= CAPABILITIES, self.capabilities
-        assert self.default_seconds in self.seconds and self.default_size in self.sizes, self.id
-        assert set(self.price_per_second) == set(self.sizes), f"{self.id}: a price for every size"
-
-    @property
-    def qualified_id(self) -> str:
-        return f"{self.provider}/{self.id}"
-
-    @property
-    def deprecated(self) -> bool:
-        return self.deprecated_on is not None
-
-    def allowed_sizes(self, *, has_image: bool) -> tuple[str, ...]:
-        if not has_image and self.text_to_video_sizes is not None:
-            return self.text_to_video_sizes
-        return self.sizes
+def all_models() -> tuple[ModelInfo, ...]:
+    """Every supplier's entries, enabled or not, in registry order (loaded once, on first use)."""
+    global _models
+    if _models is None:
+        with _lock:
+            if _models is None:
+                models: list[ModelInfo] = []
+                for slug in registry.PROVIDERS:
+                    entries = registry.catalog_module(slug).MODELS
+                    assert all(m.provider == slug for m in entries), f"{slug}/catalog.py lists another provider"
+                    models.extend(entries)
+                by_qualified = {m.qualified_id: m for m in models}
+                assert len(by_qualified) == len(models), "a model id appears twice at one supplier"
+                by_canonical: dict[str, list[ModelInfo]] = {}
+                for m in models:
+                    by_canonical.setdefault(m.id, []).append(m)
+                _by_qualified.update(by_qualified)
+                _by_canonical.update({k: tuple(v) for k, v in by_canonical.items()})
+                _models = tuple(models)
+    return _models
 
 
-def _flat(sizes: tuple[str, ...], usd_per_second: str) -> dict[str, Decimal]:
-    return {size: Decimal(usd_per_second) for size in sizes}
+def __getattr__(name: str):  # ``catalog.MODELS`` stays available, loaded lazily
+    if name == "MODELS":
+        return all_models()
+    raise AttributeError(name)
 
 
-# --- OpenAI Sora 2 (openai-videos.md §8 sizes and seconds, §9 prices) --------------------------
-# Prices: OpenAI's pricing page as archived on 2026-08-02; seconds 16/20 and the 1080p pro sizes
-# from the 2026-03-12 expansion in the video guide.
-_SORA_SECONDS = (4, 8, 12, 16, 20)
-_SORA_720 = ("720x1280", "1280x720")
-_SORA_PRO_TALL = ("1024x1792", "1792x1024")
-_SORA_PRO_1080 = ("1080x1920", "1920x1080")
-_SORA_PRICES = date(2026, 8, 2)
-_SORA_SHUTDOWN = (
-    "OpenAI shut the Sora 2 API down on 2026-09-24. This model only works through an "
-    "OpenAI-compatible gateway configured with OPENAI_BASE_URL."
-)
-
-# --- Runway (runway.md §3-§4 ratios and durations, §10 prices: runwayml/skills 2026-04-21) -----
-_RUNWAY_SIX = ("1280x720", "720x1280", "1104x832", "832x1104", "960x960", "1584x672")
-_RUNWAY_2_10 = tuple(range(2, 11))
-_RUNWAY_PRICES = date(2026, 4, 21)
-
-# --- Kling (kling.md §3 modes and durations, §10 unit prices at $0.14/unit, 2026-08-13) --------
-_KLING_STD = ("1280x720", "720x1280", "720x720")  # mode std (720p); aspect 16:9, 9:16, 1:1
-_KLING_PRO = ("1920x1080", "1080x1920", "1080x1080")  # mode pro (1080p)
-_KLING_PRICES = date(2026, 8, 13)
+def suppliers(canonical_id: str, *, enabled_only: bool = True) -> tuple[ModelInfo, ...]:
+    """The entries of every supplier of a canonical model, in registry order."""
+    all_models()
+    entries = _by_canonical.get(canonical_id.strip(), ())
+    if enabled_only:
+        entries = tuple(m for m in entries if registry.is_enabled(m.provider))
+    return entries
 
 
-def _kling_prices(std: str, pro: str) -> dict[str, Decimal]:
-    return {**_flat(_KLING_STD, std), **_flat(_KLING_PRO, pro)}
+def supplier_model(slug: str, model_id: str) -> ModelInfo | None:
+    """The entry of ``model_id`` (canonical id or upstream id) at supplier ``slug``, or None."""
+    all_models()
+    found = _by_qualified.get(f"{slug}/{model_id}")
+    if found is None:
+        found = next((m for m in all_models() if m.provider == slug and m.provider_model == model_id), None)
+    return found
 
 
-MODELS: tuple[ModelInfo, ...] = (
-    ModelInfo(
-        id="sora-2",
-        provider="sora",
-        label="Sora 2",
-        capabilities=frozenset({TEXT_TO_VIDEO, IMAGE_TO_VIDEO, REMIX, AUDIO}),
-        seconds=_SORA_SECONDS,
-        sizes=_SORA_720,
-        default_seconds=4,
-        default_size="720x1280",
-        price_per_second=_flat(_SORA_720, "0.10"),
-        price_source_date=_SORA_PRICES,
-        price_version="sora-2026-08-02",
-        deprecated_on=date(2026, 9, 24),
-        shutdown_note=_SORA_SHUTDOWN,
-    ),
-    ModelInfo(
-        id="sora-2-pro",
-        provider="sora",
-        label="Sora 2 Pro",
-        capabilities=frozenset({TEXT_TO_VIDEO, IMAGE_TO_VIDEO, REMIX, AUDIO}),
-        seconds=_SORA_SECONDS,
-        sizes=_SORA_720 + _SORA_PRO_TALL + _SORA_PRO_1080,
-        default_seconds=4,
-        default_size="720x1280",
-        price_per_second={
-            **_flat(_SORA_720, "0.30"),
-            **_flat(_SORA_PRO_TALL, "0.50"),
-            **_flat(_SORA_PRO_1080, "0.70"),
-        },
-        price_source_date=_SORA_PRICES,
-        price_version="sora-2026-08-02",
-        deprecated_on=date(2026, 9, 24),
-        shutdown_note=_SORA_SHUTDOWN,
-    ),
-    ModelInfo(
-        id="gen4.5",
-        provider="runway",
-        label="Runway Gen-4.5",
-        capabilities=frozenset({TEXT_TO_VIDEO, IMAGE_TO_VIDEO}),
-        seconds=_RUNWAY_2_10,
-        sizes=_RUNWAY_SIX,
-        text_to_video_sizes=("1280x720", "720x1280"),
-        default_seconds=5,
-        default_size="1280x720",
-        price_per_second=_flat(_RUNWAY_SIX, "0.12"),  # 12 credits/s at $0.01
-        price_source_date=_RUNWAY_PRICES,
-        price_version="runway-2026-04-21",
-        supports_seed=True,
-    ),
-    ModelInfo(
-        id="gen4_turbo",
-        provider="runway",
-        label="Runway Gen-4 Turbo (image to video)",
-        capabilities=frozenset({IMAGE_TO_VIDEO}),
-        seconds=_RUNWAY_2_10,
-        sizes=_RUNWAY_SIX,
-        default_seconds=5,
-        default_size="1280x720",
-        price_per_second=_flat(_RUNWAY_SIX, "0.05"),  # 5 credits/s
-        price_source_date=_RUNWAY_PRICES,
-        price_version="runway-2026-04-21",
-        supports_seed=True,
-    ),
-    ModelInfo(
-        id="gen3a_turbo",
-        provider="runway",
-        label="Runway Gen-3 Alpha Turbo (legacy, image to video)",
-        capabilities=frozenset({IMAGE_TO_VIDEO}),
-        seconds=(5, 10),
-        sizes=("1280x768", "768x1280"),
-        default_seconds=5,
-        default_size="1280x768",
-        price_per_second=_flat(("1280x768", "768x1280"), "0.05"),  # third-party, 2026-04-02
-        price_source_date=date(2026, 4, 2),
-        price_version="runway-2026-04-02",
-        deprecated_on=date(2026, 6, 10),
-        shutdown_note=(
-            "Removed from Runway's SDK on 2026-06-10 (successor: gen4.5); the API may stop accepting it at any time."
-        ),
-        supports_seed=True,
-    ),
-    ModelInfo(
-        id="kling-v1-6",
-        provider="kling",
-        label="Kling 1.6",
-        capabilities=frozenset({TEXT_TO_VIDEO, IMAGE_TO_VIDEO}),
-        seconds=(5, 10),
-        sizes=_KLING_STD + _KLING_PRO,
-        default_seconds=5,
-        default_size="1280x720",
-        price_per_second=_kling_prices("0.056", "0.098"),  # 0.4 / 0.7 units per second
-        price_source_date=_KLING_PRICES,
-        price_version="kling-2026-08-13",
-        supports_negative_prompt=True,
-    ),
-    ModelInfo(
-        id="kling-v2-1",
-        provider="kling",
-        label="Kling 2.1 (image to video)",
-        capabilities=frozenset({IMAGE_TO_VIDEO}),
-        seconds=(5, 10),
-        sizes=_KLING_STD + _KLING_PRO,
-        default_seconds=5,
-        default_size="1280x720",
-        price_per_second=_kling_prices("0.056", "0.098"),  # 0.4 / 0.7 units per second
-        price_source_date=_KLING_PRICES,
-        price_version="kling-2026-08-13",
-        supports_negative_prompt=True,
-    ),
-    ModelInfo(
-        id="kling-v2-5-turbo",
-        provider="kling",
-        label="Kling 2.5 Turbo",
-        capabilities=frozenset({TEXT_TO_VIDEO, IMAGE_TO_VIDEO}),
-        seconds=(5, 10),
-        sizes=_KLING_STD + _KLING_PRO,
-        default_seconds=5,
-        default_size="1280x720",
-        price_per_second=_kling_prices("0.042", "0.07"),  # 0.3 / 0.5 units per second
-        price_source_date=_KLING_PRICES,
-        price_version="kling-2026-08-13",
-        supports_negative_prompt=True,
-    ),
-    ModelInfo(
-        id="kling-v2-6",
-        provider="kling",
-        label="Kling 2.6 (silent)",
-        capabilities=frozenset({TEXT_TO_VIDEO, IMAGE_TO_VIDEO}),
-        seconds=(5, 10),
-        sizes=_KLING_STD + _KLING_PRO,
-        default_seconds=5,
-        default_size="1280x720",
-        price_per_second=_kling_prices("0.042", "0.07"),  # silent: 0.3 / 0.5 units per second
-        price_source_date=_KLING_PRICES,
-        price_version="kling-2026-08-13",
-        supports_negative_prompt=True,
-    ),
-    ModelInfo(
-        id="sandbox-video",
-        provider="sandbox",
-        label="Sandbox (local test pattern, free)",
-        capabilities=frozenset({TEXT_TO_VIDEO, REMIX, AUDIO}),
-        seconds=(2, 4, 8, 12),
-        sizes=("1280x720", "720x1280", "960x960"),
-        default_seconds=4,
-        default_size="1280x720",
-        price_per_second=_flat(("1280x720", "720x1280", "960x960"), "0"),
-        price_source_date=date(2026, 11, 1),
-        price_version="sandbox-free",
-    ),
-)
+def split_id(model_id: str) -> tuple[str | None, str]:
+    """``("fal", "veo-3.1")`` for a qualified id, ``(None, "veo-3.1")`` for a bare one.
 
-_BY_ID: dict[str, ModelInfo] = {m.id: m for m in MODELS}
-assert len(_BY_ID) == len(MODELS), "model ids must be unique across providers"
-
-
-def get_model(model_id: str) -> ModelInfo:
-    """Look a model up by bare id (``sora-2``) or ``provider/model`` (``openai/sora-2``).
-
-    Raises :class:`UnknownModel` for unknown ids and for a prefix naming another provider. Does
-    not check whether the provider is enabled (see :func:`validate_request`).
-    """
+    Raises :class:`UnknownModel` for a prefix that names no provider."""
     prefix, _, bare = model_id.strip().rpartition("/")
-    model = _BY_ID.get(bare)
-    if model is None:
+    if not prefix:
+        return None, bare
+    try:
+        return registry.canonical_slug(prefix), bare
+    except registry.UnknownProvider:
+        raise UnknownModel(f"Unknown model {model_id!r}: no provider {prefix!r}.") from None
+
+
+def get_model(model_id: str, *, prefer: Callable[[ModelInfo], bool] | None = None) -> ModelInfo:
+    """Look a model up by qualified id (``fal/veo-3.1``, ``openai/sora-2``) or canonical id.
+
+    A canonical id with several suppliers answers the first enabled supplier for which ``prefer``
+    holds (for example "this organization has a key for it"), else the first enabled one, else the
+    first. The router (``apps.generations.routing``) makes the organization's real choice; this is
+    the catalog's default order. Raises :class:`UnknownModel` for unknown ids and for a prefix
+    naming another provider. Does not check whether the provider is enabled (see
+    :func:`validate_request`).
+    """
+    slug, bare = split_id(model_id)
+    all_models()
+    if slug is not None:
+        model = _by_qualified.get(f"{slug}/{bare}")
+        if model is None:
+            others = _by_canonical.get(bare)
+            if others:
+                where = ", ".join(m.qualified_id for m in others)
+                raise UnknownModel(f"Unknown model {model_id!r}: {bare!r} is offered as {where}.")
+            raise UnknownModel(f"Unknown model {model_id!r}.")
+        return model
+    entries = _by_canonical.get(bare)
+    if not entries:
         raise UnknownModel(f"Unknown model {model_id!r}.")
-    if prefix:
-        try:
-            slug = registry.canonical_slug(prefix)
-        except registry.UnknownProvider:
-            raise UnknownModel(f"Unknown model {model_id!r}: no provider {prefix!r}.") from None
-        if slug != model.provider:
-            raise UnknownModel(f"Unknown model {model_id!r}: {bare!r} is a {model.provider} model.")
-    return model
+    enabled = [m for m in entries if registry.is_enabled(m.provider)] or list(entries)
+    if prefer is not None:
+        preferred = [m for m in enabled if prefer(m)]
+        if preferred:
+            return preferred[0]
+    return enabled[0]
 
 
 def list_models(*, providers: list[str] | tuple[str, ...] | None = None) -> list[ModelInfo]:
-    """Models of enabled providers, in catalog order, optionally only the given provider slugs."""
+    """Entries of enabled providers, in catalog order, optionally only the given provider slugs."""
     enabled = set(registry.enabled_slugs())
     wanted = {registry.canonical_slug(p) for p in providers} if providers is not None else enabled
-    return [m for m in MODELS if m.provider in enabled and m.provider in wanted]
+    return [m for m in all_models() if m.provider in enabled and m.provider in wanted]
+
+
+def canonical_ids() -> list[str]:
+    """Canonical ids of enabled models, in catalog order, each once."""
+    seen: dict[str, None] = {}
+    for m in list_models():
+        seen.setdefault(m.id, None)
+    return list(seen)
 
 
 def _choices(values: tuple[object, ...]) -> str:
@@ -299,7 +144,8 @@ def _choices(values: tuple[object, ...]) -> str:
 
 def validate_request(
     *,
-    model_id: str,
+    model_id: str | None = None,
+    model: ModelInfo | None = None,
     seconds: int | None,
     size: str | None,
     has_image: bool,
@@ -309,14 +155,16 @@ def validate_request(
 ) -> dict[str, str]:
     """Field-level errors for a generation request, keyed by request field; ``{}`` when valid.
 
-    ``seconds``/``size`` of None mean "not given" (the model's default applies).
+    Pass the resolved ``model`` (or a ``model_id`` to look up). ``seconds``/``size`` of None mean
+    "not given" (the model's default applies).
     """
-    try:
-        model = get_model(model_id)
-    except UnknownModel as exc:
-        return {"model": str(exc)}
+    if model is None:
+        try:
+            model = get_model(model_id or "")
+        except UnknownModel as exc:
+            return {"model": str(exc)}
     if not registry.is_enabled(model.provider):
-        return {"model": f"Model {model_id!r} is not available: its provider is disabled."}
+        return {"model": f"Model {model.qualified_id!r} is not available: its provider is disabled."}
 
     errors: dict[str, str] = {}
     if is_remix:
@@ -347,25 +195,27 @@ def validate_request(
     return errors
 
 
-def estimate_cost(model: ModelInfo, *, seconds: int, size: str) -> Decimal:
+def estimate_cost(model: ModelInfo, *, seconds: int, size: str, audio: bool | None = None) -> Decimal:
     """USD for ``seconds`` of ``size`` output: exact, quantized to 0.0001 (half-up)."""
-    try:
-        per_second = model.price_per_second[size]
-    except KeyError:
-        raise ValueError(f"{model.label} has no price for size {size!r}.") from None
-    return (per_second * Decimal(seconds)).quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
+    return model.cost(seconds=seconds, size=size, audio=audio)
 
 
 __all__ = [
     "AUDIO",
+    "CAPABILITIES",
+    "COST_QUANTUM",
     "IMAGE_TO_VIDEO",
-    "MODELS",
     "REMIX",
     "TEXT_TO_VIDEO",
     "ModelInfo",
     "UnknownModel",
+    "all_models",
+    "canonical_ids",
     "estimate_cost",
     "get_model",
     "list_models",
+    "split_id",
+    "supplier_model",
+    "suppliers",
     "validate_request",
 ]

@@ -268,6 +268,17 @@ def check_url(url: str, *, allowed_private_hosts: Iterable[str] = ()) -> None:
         )
 
 
+def check_tenant_url(url: str) -> None:
+    """Refuse a base URL that a tenant typed (a key's own gateway URL): https only (http too when
+    ``PROVIDER_ALLOW_HTTP``), and a host that resolves only to public addresses, unless
+    ``TENANT_URL_ALLOW_PRIVATE_ADDRESSES`` (development and tests). Raises a permanent
+    ``ProviderError`` (``unsafe_url``)."""
+    allowed = ()
+    if getattr(settings, "TENANT_URL_ALLOW_PRIVATE_ADDRESSES", False):
+        allowed = (origin(url),)
+    check_url(url, allowed_private_hosts=allowed)
+
+
 def _check_peer(response: requests.Response, url: str, allowed: set[str]) -> None:
     """Defence against DNS rebinding: check the address we actually connected to."""
     if origin(url) in allowed:

@@ -13,6 +13,7 @@ from apps.api_keys import crypto
 from apps.api_keys.models import KeyStatus, ProviderKey
 from apps.core.ids import public_id
 from apps.core.scoping import org_scope
+from apps.providers import registry
 
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: connection refused, at once
 
@@ -23,14 +24,13 @@ def _provider_settings(settings):
     settings.PROVIDER_ALLOW_HTTP = True
     settings.PROVIDER_CONNECT_TIMEOUT = 2.0
     settings.PROVIDER_READ_TIMEOUT = 5.0
-    settings.OPENAI_BASE_URL = UNREACHABLE + "/v1"
-    settings.RUNWAY_BASE_URL = UNREACHABLE
-    settings.KLING_BASE_URL = UNREACHABLE
+    for slug in registry.PROVIDERS:  # every provider, by the generic <SLUG>_BASE_URL rule
+        setattr(settings, f"{slug.upper()}_BASE_URL", UNREACHABLE)
 
 
 @pytest.fixture
 def sora(openai_emulator, settings):
-    settings.OPENAI_BASE_URL = openai_emulator.base_url
+    settings.SORA_BASE_URL = openai_emulator.base_url
     return openai_emulator
 
 

@@ -119,3 +119,31 @@ def test_last_used_is_written_once_a_minute_not_per_request(tenants):
     touches = [q for q in queries.captured_queries if q["sql"].startswith('UPDATE "api_keys_apitoken"')]
     assert len(touches) == 1
     assert ApiToken.all_orgs.get(user=tenants.bob).last_used_at is not None
+
+
+def test_a_full_cache_forgets_its_least_recently_used_entry_not_everything(tenants, monkeypatch):
+    monkeypatch.setattr(authentication.IdentityCache, "MAX_ENTRIES", 2)
+    cache = authentication.IdentityCache()
+    for token in (tenants.alice_token, tenants.bob_token, tenants.charlie_token):
+        assert cache.authenticate(token) is not None
+    assert len(cache._entries) == 2
+    with CaptureQueriesContext(connection) as queries:
+        assert cache.authenticate(tenants.charlie_token).user == tenants.charlie
+        assert cache.authenticate(tenants.bob_token).user == tenants.bob
+    assert _token_queries(queries) == 0
+    with CaptureQueriesContext(connection) as queries:
+        assert cache.authenticate(tenants.alice_token).user == tenants.alice
+    assert _token_queries(queries) == 1
+
+
+def test_remembering_a_new_last_used_does_not_extend_an_entrys_life(tenants, clock):
+    """The snapshot is as old as its database read: updating ``last_used_at`` in it keeps its
+    expiry, so a revocation still applies within API_TOKEN_CACHE_SECONDS of that read."""
+    api_token = identity_cache.authenticate(tenants.bob_token)
+    clock[0] += 4.0
+    identity_cache.touched(api_token, timezone.now())
+    ApiToken.all_orgs.filter(user=tenants.bob).update(revoked_at=timezone.now())
+    clock[0] += 0.9
+    assert identity_cache.authenticate(tenants.bob_token) is not None  # still the cached snapshot
+    clock[0] += 0.2
+    assert identity_cache.authenticate(tenants.bob_token) is None

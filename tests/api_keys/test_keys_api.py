@@ -21,6 +21,7 @@ KEY_FIELDS = {
     "is_default",
     "last_validated_at",
     "last_error",
+    "settings",
     "created_at",
 }
 

@@ -243,7 +243,7 @@ def flow(tenants, hygiene_secrets, settings, django_user_model):
             access_key=hygiene_secrets["kling_access"], secret_key=hygiene_secrets["kling_secret"], job_seconds=1.0
         ) as kling,
     ):
-        settings.OPENAI_BASE_URL = sora.base_url
+        settings.SORA_BASE_URL = sora.base_url
         settings.KLING_BASE_URL = kling.base_url
         yield Flow(tenants=tenants, sora=sora, kling=kling, staff=staff, secrets=hygiene_secrets)
 

@@ -2,7 +2,7 @@
 
 An emulator is a local fake of one provider's HTTP API (its contract is in
 ``reference/providers/<provider>.md``, "Emulator notes"). Tests start one on a free port; a
-developer can run one from a shell (``python -m tests.emulators.openai --port 9101``).
+developer can run one from a shell (``python -m tests.emulators.sora --port 9101``).
 
 Control surface, both as Python methods and as HTTP endpoints (no auth; bind to 127.0.0.1):
 
@@ -45,7 +45,7 @@ _FILLER = bytes(range(256)) * 256  # 64 KiB
 @lru_cache(maxsize=1)
 def sample_mp4() -> bytes:
     """A small real H.264/AAC MP4, rendered once per process by the sandbox renderer."""
-    from apps.providers.sandbox import render_mp4
+    from apps.providers.sandbox.adapter import render_mp4
 
     return render_mp4("MediaRouter emulator", 2, "1280x720")
 
@@ -155,10 +155,34 @@ Route = tuple[str, "re.Pattern[str]", str, Callable[[Request], Response]]
 
 
 class Emulator:
-    """Base class: subclasses set ``name``/``api_prefix`` and register routes in ``routes()``."""
+    """Base class: subclasses set ``name``/``api_prefix`` and register routes in ``routes()``.
+
+    The shared test modules (the contract test, the live engine, the SDK cases) find an emulator by
+    its provider's registry slug: ``tests/emulators/<slug>.py`` sets ``EMULATOR = <its class>``,
+    and the class answers the four questions below (see :func:`tests.emulators.emulator_class`).
+    """
 
     name = "emulator"
     api_prefix = ""  # added to the root URL to form ``base_url`` (OpenAI: "/v1")
+    # the provider slug this emulator stands in for
+    slug = ""
+    # canonical ids of models the live tests generate with, first a priced one
+    live_models: tuple[str, ...] = ()
+
+    def key_fields(self) -> dict[str, str]:
+        """The credential fields of a key this emulator accepts, as ``provider_key_create`` takes
+        them (``{"api_key": ...}``, Kling's ``access_key``/``secret_key``)."""
+        return {"api_key": self.api_key}  # type: ignore[attr-defined]
+
+    def settings(self) -> dict[str, str]:
+        """Settings (and, for a worker process, environment variables) that point MediaRouter at
+        this emulator: ``<SLUG>_BASE_URL`` and any of the adapter's further settings."""
+        return {f"{self.slug.upper()}_BASE_URL": self.base_url}
+
+    @classmethod
+    def error_body(cls, status: int, message: str) -> Any:
+        """The provider's own error envelope for an HTTP ``status`` (for the contract test)."""
+        raise NotImplementedError
 
     def __init__(
         self,

@@ -15,8 +15,8 @@ import pytest
 from apps.providers.base import Credentials
 
 from .kling import KlingEmulator
-from .openai import OpenAIEmulator
 from .runway import RunwayEmulator
+from .sora import OpenAIEmulator
 
 
 class _Creds:

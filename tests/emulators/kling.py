@@ -79,6 +79,21 @@ class Task:
 
 
 class KlingEmulator(Emulator):
+    slug = "kling"
+    live_models = ("kling-v2-5-turbo",)
+
+    def key_fields(self) -> dict[str, str]:
+        return {"access_key": self.access_key, "secret_key": self.secret_key}
+
+    @classmethod
+    def validation_ok_body(cls) -> dict:
+        return {"code": 0, "message": "ok", "data": []}
+
+    @classmethod
+    def error_body(cls, status: int, message: str) -> dict:
+        code = {400: 1200, 401: 1000, 403: 1103, 404: 1203, 429: 1302, 500: 5000, 502: 5000, 503: 5001}[status]
+        return {"code": code, "message": message, "request_id": "r-1"}
+
     name = "kling"
 
     def __init__(
@@ -271,3 +286,6 @@ class KlingEmulator(Emulator):
 
 if __name__ == "__main__":
     main(KlingEmulator, sys.argv[1:])
+
+
+EMULATOR = KlingEmulator

@@ -50,6 +50,13 @@ class Task:
 
 
 class RunwayEmulator(Emulator):
+    slug = "runway"
+    live_models = ("gen4.5",)
+
+    @classmethod
+    def error_body(cls, status: int, message: str) -> dict:
+        return {"error": message}
+
     name = "runway"
 
     def __init__(self, *, api_key: str = API_KEY, max_concurrency: int | None = None, **kwargs: Any) -> None:
@@ -215,3 +222,6 @@ class RunwayEmulator(Emulator):
 
 if __name__ == "__main__":
     main(RunwayEmulator, sys.argv[1:])
+
+
+EMULATOR = RunwayEmulator

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from apps.providers import http
+from tests.emulators.fixtures import kling_emulator  # noqa: F401
 
 PUBLIC_IP = "93.184.215.14"
 

@@ -1,4 +1,8 @@
-"""The registry contract: every adapter implements the interface and classifies errors alike."""
+"""The registry contract: every adapter implements the interface and classifies errors alike.
+
+Driven by the registry: a new provider is covered as soon as it has a registry line and an emulator
+(``tests/emulators/<slug>.py`` with ``EMULATOR``), whose ``error_body`` gives its error envelope and
+whose optional ``contract_credentials``/``validation_ok_body`` hooks adapt the generic checks."""
 
 from __future__ import annotations
 
@@ -9,21 +13,38 @@ import requests
 import responses
 
 from apps.providers import registry
-from apps.providers.base import Credentials, ProviderError, VideoProvider
+from apps.providers.base import Credentials, KeyField, ProviderError, VideoProvider
+from tests.emulators import emulator_class
 
 KEY = "fake-key-test-contract-key-0000"
-KEYED = ["sora", "runway", "kling"]
+KEYED = [slug for slug in registry.PROVIDERS if registry.get_provider_class(slug, allow_disabled=True).requires_key]
 ANY_URL = re.compile(r"https://api\.example\.com/.*")
+METHODS = (responses.GET, responses.POST, responses.PUT, responses.DELETE)
 
 
-def error_body(slug: str, status: int, message: str) -> dict:
-    """Each provider's own error envelope (openai-videos.md §10, runway.md §8, kling.md §7)."""
-    if slug == "sora":
-        return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
-    if slug == "runway":
-        return {"error": message}
-    code = {400: 1200, 401: 1000, 403: 1103, 404: 1203, 429: 1302, 500: 5000, 502: 5000, 503: 5001}[status]
-    return {"code": code, "message": message, "request_id": "r-1"}
+def error_body(slug: str, status: int, message: str):
+    """Each provider's own error envelope, from its emulator (docs/providers/<slug>.md, Errors)."""
+    return emulator_class(slug).error_body(status, message)
+
+
+def contract_credentials(slug: str) -> Credentials:
+    hook = getattr(emulator_class(slug), "contract_credentials", None)
+    return Credentials(**hook(KEY)) if hook else Credentials(api_key=KEY)
+
+
+def validation_ok_body(slug: str):
+    hook = getattr(emulator_class(slug), "validation_ok_body", None)
+    return hook() if hook else {"object": "list", "data": []}
+
+
+def add_any(**kwargs) -> None:
+    for method in METHODS:
+        responses.add(method, ANY_URL, **kwargs)
+
+
+def test_every_keyed_provider_has_an_emulator():
+    missing = [slug for slug in KEYED if emulator_class(slug) is None]
+    assert not missing, f"providers without tests/emulators/<slug>.py: {missing}"
 
 
 @pytest.mark.parametrize("slug", list(registry.PROVIDERS))
@@ -37,10 +58,16 @@ def test_every_adapter_implements_the_interface(slug):
     for flag, method in (("supports_cancel", "cancel"), ("supports_remix", "remix"), ("supports_delete", "delete")):
         overridden = getattr(cls, method) is not getattr(VideoProvider, method)
         assert getattr(cls, flag) == overridden, f"{slug}.{flag} must match whether {method} is implemented"
+    assert cls.supports_lookup == (cls.find_by_reference is not VideoProvider.find_by_reference)
+    if cls.supports_callbacks and cls.callback_verification == "signature":
+        assert cls.verify_callback is not VideoProvider.verify_callback, f"{slug} must verify its callbacks"
     if cls.requires_key:
         assert cls.key_shapes and all(shape for shape in cls.key_shapes)
+        declared = {f.name for f in cls.key_fields}
+        assert all(isinstance(f, KeyField) for f in cls.key_fields)
         for shape in cls.key_shapes:
-            assert set(shape) <= {"api_key", "access_key", "secret_key"}
+            assert set(shape) <= declared, f"{slug}: a shape names an undeclared field"
+        assert cls.secret_field_names(), f"{slug} declares no secret field"
 
 
 def test_registry_is_lazy_and_cached():
@@ -48,23 +75,35 @@ def test_registry_is_lazy_and_cached():
 
 
 def test_provider_choices_list_every_provider(settings):
+    settings.PROVIDER_SANDBOX_ENABLED = False
+    assert registry.provider_choices() == [(slug, label) for slug, (label, _cls) in registry.PROVIDERS.items()]
+    assert "sandbox" not in registry.enabled_slugs()
+    assert set(registry.enabled_slugs()) == set(registry.PROVIDERS) - {"sandbox"}
+
+
+@pytest.mark.parametrize("slug", list(registry.PROVIDERS))
+def test_every_provider_switches_off_by_the_generic_rule(slug, settings, monkeypatch):
+    name = f"PROVIDER_{slug.upper()}_ENABLED"
+    monkeypatch.setenv(name, "false")
+    assert not registry.is_enabled(slug)
+    monkeypatch.setenv(name, "true")
+    assert registry.is_enabled(slug)
+    setattr(settings, name, False)  # a Django setting of the same name wins over the environment
+    assert not registry.is_enabled(slug)
+
+
+def test_the_old_sandbox_switch_still_works(settings):
     settings.SANDBOX_PROVIDER_ENABLED = False
-    assert registry.provider_choices() == [
-        ("sora", "OpenAI Sora"),
-        ("runway", "Runway"),
-        ("kling", "Kling"),
-        ("sandbox", "Sandbox"),
-    ]
-    assert registry.enabled_slugs() == ("sora", "runway", "kling")
+    assert not registry.is_enabled("sandbox")
 
 
 def test_unknown_and_disabled_slugs_raise_clear_errors(settings):
     with pytest.raises(registry.UnknownProvider, match="Unknown provider 'acme'"):
         registry.build("acme", None)
-    settings.SANDBOX_PROVIDER_ENABLED = False
+    settings.PROVIDER_SANDBOX_ENABLED = False
     with pytest.raises(registry.ProviderDisabled, match="disabled"):
         registry.build("sandbox", None)
-    settings.SANDBOX_PROVIDER_ENABLED = True
+    settings.PROVIDER_SANDBOX_ENABLED = True
     assert registry.build("sandbox", None).slug == "sandbox"
 
 
@@ -73,10 +112,19 @@ def test_aliases():
     assert registry.get_provider_class("OpenAI").slug == "sora"
 
 
-def test_base_urls_default_and_follow_settings(settings):
-    del settings.OPENAI_BASE_URL
-    del settings.RUNWAY_BASE_URL
-    del settings.KLING_BASE_URL
+@pytest.mark.parametrize("slug", KEYED)
+def test_every_base_url_follows_the_generic_rule(slug, monkeypatch):
+    cls = registry.get_provider_class(slug)
+    for name in (f"{slug.upper()}_BASE_URL", *cls.base_url_aliases):
+        monkeypatch.delenv(name, raising=False)
+    assert registry.base_url_for(slug) == cls.default_base_url.rstrip("/")
+    monkeypatch.setenv(f"{slug.upper()}_BASE_URL", "https://gateway.example.com/x/")
+    assert registry.base_url_for(slug) == "https://gateway.example.com/x"
+
+
+def test_base_urls_default_and_follow_settings(settings, monkeypatch):
+    for name in ("OPENAI_BASE_URL", "SORA_BASE_URL", "RUNWAY_BASE_URL", "KLING_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
     assert registry.base_url_for("sora") == "https://api.openai.com/v1"
     assert registry.base_url_for("runway") == "https://api.dev.runwayml.com"
     assert registry.base_url_for("kling") == "https://api-singapore.klingai.com"
@@ -119,10 +167,8 @@ def test_adapter_repr_hides_credentials():
 @responses.activate
 def test_errors_are_classified_permanent_or_transient(slug, status, permanent, auth):
     message = f"upstream says no; your key was {KEY}"
-    responses.add(
-        responses.GET, ANY_URL, status=status, json=error_body(slug, status, message), headers={"Retry-After": "3"}
-    )
-    provider = registry.build(slug, Credentials(api_key=KEY), base_url="https://api.example.com")
+    add_any(status=status, json=error_body(slug, status, message), headers={"Retry-After": "3"})
+    provider = registry.build(slug, contract_credentials(slug), base_url="https://api.example.com")
     with pytest.raises(ProviderError) as info:
         provider.validate_key()
     error = info.value
@@ -137,8 +183,8 @@ def test_errors_are_classified_permanent_or_transient(slug, status, permanent, a
 @pytest.mark.parametrize("slug", KEYED)
 @responses.activate
 def test_network_failures_are_transient(slug):
-    responses.add(responses.GET, ANY_URL, body=requests.ConnectionError("reset"))
-    provider = registry.build(slug, Credentials(api_key=KEY), base_url="https://api.example.com")
+    add_any(body=requests.ConnectionError("reset"))
+    provider = registry.build(slug, contract_credentials(slug), base_url="https://api.example.com")
     with pytest.raises(ProviderError) as info:
         provider.validate_key()
     assert not info.value.permanent and info.value.code == "connection_error"
@@ -147,8 +193,7 @@ def test_network_failures_are_transient(slug):
 @pytest.mark.parametrize("slug", KEYED)
 @responses.activate
 def test_successful_validation_returns_none(slug):
-    body = {"code": 0, "message": "ok", "data": []} if slug == "kling" else {"object": "list", "data": []}
-    responses.add(responses.GET, ANY_URL, json=body)
-    provider = registry.build(slug, Credentials(api_key=KEY), base_url="https://api.example.com")
+    add_any(json=validation_ok_body(slug))
+    provider = registry.build(slug, contract_credentials(slug), base_url="https://api.example.com")
     assert provider.validate_key() is None
-    assert responses.calls[0].request.headers["Authorization"] == f"Bearer {KEY}"
+    assert responses.calls, "validation made no call"

@@ -12,7 +12,7 @@ import responses
 
 from apps.providers import http
 from apps.providers.base import ProviderError
-from tests.emulators.openai import OpenAIEmulator
+from tests.emulators.sora import OpenAIEmulator
 
 from .conftest import PUBLIC_IP
 

@@ -10,7 +10,7 @@ import requests
 import responses
 
 from apps.providers.base import Credentials, GenerationSpec, InputImage, JobState, ProviderError
-from apps.providers.runway import RunwayProvider, progress_percent, ratio_for
+from apps.providers.runway.adapter import RunwayProvider, progress_percent, ratio_for
 
 BASE = "https://api.runway.example.com"
 KEY = "rw-test-unit-runway-0000"

@@ -13,8 +13,8 @@ from urllib.parse import quote
 
 import requests
 
-from . import http
-from .base import Download, GenerationSpec, JobState, JobStatus, ProviderError, VideoProvider
+from apps.providers import http
+from apps.providers.base import Download, GenerationSpec, JobState, JobStatus, ProviderError, VideoProvider
 
 API_VERSION = "2024-11-06"
 DATA_URI_MAX_BYTES = 5 * 1024 * 1024  # runway.md §3: a data URI may be at most 5 MB
@@ -58,7 +58,6 @@ class RunwayProvider(VideoProvider):
     label = "Runway"
     supports_cancel = True
     supports_delete = True
-    base_url_setting = "RUNWAY_BASE_URL"
     default_base_url = "https://api.dev.runwayml.com"
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -176,7 +175,7 @@ class RunwayProvider(VideoProvider):
             raise ProviderError("Runway accepted the task but returned no id.", code="bad_response", uncertain=True)
         return task_id
 
-    def status(self, job_id: str) -> JobStatus:
+    def status(self, job_id: str, *, job_data=None) -> JobStatus:
         task = self._call("GET", f"/v1/tasks/{_q(job_id)}")
         raw = str(task.get("status") or "")
         state = _STATES.get(raw.upper(), JobState.IN_PROGRESS)  # unknown: keep polling
@@ -206,12 +205,12 @@ class RunwayProvider(VideoProvider):
             error_message=error_message,
         )
 
-    def download(self, job_id: str, *, url: str | None = None, variant: str = "video") -> Download:
+    def download(self, job_id: str, *, url: str | None = None, variant: str = "video", job_data=None) -> Download:
         if variant != "video":
             raise ProviderError("Runway has no thumbnails.", code="unsupported", permanent=True)
         return self._download_output(job_id, url)
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, *, job_data=None) -> None:
         """Cancel a running task. A 404 means it is already cancelled or deleted: success."""
         try:
             self._call("DELETE", f"/v1/tasks/{_q(job_id)}")

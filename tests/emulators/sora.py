@@ -1,6 +1,6 @@
 """Emulator of the OpenAI Videos API (``reference/providers/openai-videos.md`` §14).
 
-Run: ``python -m tests.emulators.openai --port 9101`` (base URL ``http://127.0.0.1:9101/v1``).
+Run: ``python -m tests.emulators.sora --port 9101`` (base URL ``http://127.0.0.1:9101/v1``).
 A prompt containing ``[fail]`` makes the video end ``failed`` with ``moderation_blocked``.
 """
 
@@ -36,6 +36,13 @@ class Video:
 
 
 class OpenAIEmulator(Emulator):
+    slug = "sora"
+    live_models = ("sora-2",)
+
+    @classmethod
+    def error_body(cls, status: int, message: str) -> dict:
+        return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+
     name = "openai"
     api_prefix = "/v1"
 
@@ -263,3 +270,6 @@ class OpenAIEmulator(Emulator):
 
 if __name__ == "__main__":
     main(OpenAIEmulator, sys.argv[1:])
+
+
+EMULATOR = OpenAIEmulator

@@ -9,10 +9,11 @@ import av
 import pytest
 from PIL import Image
 
-from apps.providers import registry, sandbox
+from apps.providers import registry
 from apps.providers.base import GenerationSpec, JobState, ProviderError
 from apps.providers.catalog import estimate_cost, get_model
-from apps.providers.sandbox import SandboxJob, SandboxProvider
+from apps.providers.sandbox import adapter as sandbox
+from apps.providers.sandbox.adapter import SandboxJob, SandboxProvider
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import jwt
 import pytest
 import responses
 
-from apps.providers import kling as kling_module
 from apps.providers.base import Credentials, GenerationSpec, InputImage, JobState, ProviderError
-from apps.providers.kling import KlingProvider, aspect_ratio_for, mode_for
+from apps.providers.kling import adapter as kling_module
+from apps.providers.kling.adapter import KlingProvider, aspect_ratio_for, mode_for
 
 BASE = "https://api.kling.example.com"
 AK, SK = "ak-test-unit-kling-0000", "fake-key-test-unit-kling-secret-000000000"

@@ -38,7 +38,7 @@ import av
 from django.conf import settings
 from PIL import Image, ImageDraw, ImageFont
 
-from .base import Download, GenerationSpec, JobState, JobStatus, ProviderError, VideoProvider
+from apps.providers.base import Download, GenerationSpec, JobState, JobStatus, ProviderError, VideoProvider
 
 JOB_PREFIX = "sbx_"
 MAX_JOB_ID = 255
@@ -249,6 +249,7 @@ class SandboxProvider(VideoProvider):
     supports_remix = True
     supports_delete = True
     supports_thumbnail = True
+    key_fields = ()
     key_shapes = ()
 
     def _job_seconds(self) -> float:
@@ -285,7 +286,7 @@ class SandboxProvider(VideoProvider):
             GenerationSpec(model=spec.model, prompt=spec.prompt, seconds=source.seconds, size=source.size)
         )
 
-    def status(self, job_id: str) -> JobStatus:
+    def status(self, job_id: str, *, job_data=None) -> JobStatus:
         job = SandboxJob.decode(job_id)
         elapsed = time.time() - job.created_ms / 1000
         length = job.job_seconds
@@ -309,7 +310,7 @@ class SandboxProvider(VideoProvider):
             poll_after=poll_after,
         )
 
-    def download(self, job_id: str, *, url: str | None = None, variant: str = "video") -> Download:
+    def download(self, job_id: str, *, url: str | None = None, variant: str = "video", job_data=None) -> Download:
         job = SandboxJob.decode(job_id)
         current = self.status(job_id)
         if current.state is not JobState.COMPLETED:

@@ -9,7 +9,7 @@ import requests
 import responses
 
 from apps.providers.base import Credentials, GenerationSpec, InputImage, JobState, ProviderError
-from apps.providers.sora import SoraProvider
+from apps.providers.sora.adapter import SoraProvider
 
 BASE = "https://gateway.example.com/v1"
 KEY = "fake-key-test-unit-openai-0000"

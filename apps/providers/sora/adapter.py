@@ -11,8 +11,8 @@ from urllib.parse import quote
 
 import requests
 
-from . import http
-from .base import Download, GenerationSpec, JobState, JobStatus, ProviderError, VideoProvider
+from apps.providers import http
+from apps.providers.base import Download, GenerationSpec, JobState, JobStatus, KeyField, ProviderError, VideoProvider
 
 _STATES = {
     "queued": JobState.QUEUED,
@@ -37,8 +37,28 @@ class SoraProvider(VideoProvider):
     supports_remix = True
     supports_delete = True
     supports_thumbnail = True
-    base_url_setting = "OPENAI_BASE_URL"
     default_base_url = "https://api.openai.com/v1"
+    base_url_aliases = ("OPENAI_BASE_URL",)  # the openai SDK's own name; includes /v1
+    key_fields = (
+        KeyField("api_key", "API key"),
+        KeyField(
+            "base_url",
+            "Base URL (optional)",
+            secret=False,
+            kind="url",
+            required=False,
+            min_length=8,
+            max_length=500,
+            help="Your own OpenAI-compatible Videos API (for example a LiteLLM proxy), including /v1.",
+        ),
+    )
+    key_shapes = (("api_key",),)
+
+    @classmethod
+    def serves_retired_models(cls, *, key_details, base_url: str) -> bool:
+        """OpenAI shut its Sora 2 API down on 2026-09-24; the models live on at OpenAI-compatible
+        gateways: a key's own ``base_url``, or an operator's base URL that is not OpenAI's."""
+        return bool(key_details.get("base_url")) or base_url.rstrip("/") != cls.default_base_url.rstrip("/")
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -131,7 +151,7 @@ class SoraProvider(VideoProvider):
             body = self._call("POST", "/videos", json=fields, creating=True)
         return self._job_id(body)
 
-    def status(self, job_id: str) -> JobStatus:
+    def status(self, job_id: str, *, job_data=None) -> JobStatus:
         response = http.request("GET", f"{self.base_url}/videos/{_q(job_id)}", headers=self._headers())
         if not 200 <= response.status_code < 300:
             raise self._error(response)
@@ -172,7 +192,7 @@ class SoraProvider(VideoProvider):
             poll_after=poll_after,
         )
 
-    def download(self, job_id: str, *, url: str | None = None, variant: str = "video") -> Download:
+    def download(self, job_id: str, *, url: str | None = None, variant: str = "video", job_data=None) -> Download:
         if variant not in _VARIANTS:
             raise ProviderError(f"Unknown download variant {variant!r}.", code="unsupported", permanent=True)
         if url is None:
@@ -187,7 +207,7 @@ class SoraProvider(VideoProvider):
             headers=self._headers(accept="application/binary") if own else {"Accept": "application/binary"},
             params=params,
             max_bytes=http.max_download_bytes(),
-            allowed_private_hosts=(http.origin(self.base_url),),
+            allowed_private_hosts=self._private_hosts(),
             on_error=self._error,
         )
 

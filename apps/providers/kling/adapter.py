@@ -26,13 +26,14 @@ from urllib.parse import quote
 import jwt
 import requests
 
-from . import http
-from .base import (
+from apps.providers import http
+from apps.providers.base import (
     Credentials,
     Download,
     GenerationSpec,
     JobState,
     JobStatus,
+    KeyField,
     ProviderError,
     VideoProvider,
 )
@@ -104,12 +105,17 @@ def mode_for(size: str) -> str:
 class KlingProvider(VideoProvider):
     slug = "kling"
     label = "Kling"
+    supports_lookup = True
+    key_fields = (
+        KeyField("api_key", "API key", help="A Kling API key, or the access key and secret key pair below."),
+        KeyField("access_key", "Access key", help="With the secret key: signed into a short-lived JWT per call."),
+        KeyField("secret_key", "Secret key"),
+    )
     key_shapes = (("api_key",), ("access_key", "secret_key"))
-    base_url_setting = "KLING_BASE_URL"
     default_base_url = "https://api-singapore.klingai.com"
 
-    def __init__(self, credentials: Credentials | None, base_url: str) -> None:
-        super().__init__(credentials, base_url)
+    def __init__(self, credentials: Credentials | None, base_url: str, **kwargs: Any) -> None:
+        super().__init__(credentials, base_url, **kwargs)
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = threading.Lock()
@@ -259,7 +265,7 @@ class KlingProvider(VideoProvider):
                 return candidate, task
         raise ProviderError(f"Kling has no task {job_id!r}.", code="not_found", permanent=True, status_code=404)
 
-    def status(self, job_id: str) -> JobStatus:
+    def status(self, job_id: str, *, job_data=None) -> JobStatus:
         _endpoint, task = self._task(job_id)
         raw = str(task.get("task_status") or task.get("status") or "")
         state = _STATES.get(raw.lower(), JobState.IN_PROGRESS)  # unknown: keep polling
@@ -301,7 +307,7 @@ class KlingProvider(VideoProvider):
                 return f"{prefix}:{task_id}"
         return None
 
-    def download(self, job_id: str, *, url: str | None = None, variant: str = "video") -> Download:
+    def download(self, job_id: str, *, url: str | None = None, variant: str = "video", job_data=None) -> Download:
         if variant != "video":
             raise ProviderError("Kling has no thumbnails.", code="unsupported", permanent=True)
         return self._download_output(job_id, url)

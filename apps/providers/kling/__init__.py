@@ -1,0 +1,1 @@
+"""The kling provider: adapter, catalog entries and credential shape (docs/providers/kling.md)."""
