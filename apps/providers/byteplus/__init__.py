@@ -1,0 +1,1 @@
+"""BytePlus ModelArk (Seedance, the Ark content generation task API)."""
