@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from apps.accounts.models import Role
+from apps.accounts.models import LINK_INVITATION_MAX_USES, Role
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -24,8 +24,29 @@ class OrganizationCreateForm(forms.Form):
 
 
 class InvitationForm(forms.Form):
-    email = forms.EmailField(required=False, help_text="Optional: who the link is for.")
+    """An invitation by email address (only that account can accept), or, when ``anyone_with_link``
+    is ticked, a link for anyone who has it, usable ``max_uses`` times."""
+
+    email = forms.EmailField(
+        required=False,
+        label="Email (optional)",
+        help_text="Only the account with this address can accept. Leave it empty only for a link anyone may use.",
+    )
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+    anyone_with_link = forms.BooleanField(required=False, label="Anyone with the link may join")
+    max_uses = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=LINK_INVITATION_MAX_USES,
+        label="Uses",
+        widget=forms.NumberInput(attrs={"placeholder": "1"}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("anyone_with_link"):
+            data["max_uses"] = None  # an email invitation is used once; the field is for links
+        return data
 
 
 class RoleForm(forms.Form):

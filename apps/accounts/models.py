@@ -120,6 +120,14 @@ class Membership(TenantScopedModel):
         """Owners and admins manage keys, members and budgets."""
         return self.has_role(Role.ADMIN)
 
+    def can_act_on(self, target: Membership) -> bool:
+        """Whether this member may change ``target``'s role or monthly limit, remove it, or revoke its
+        API tokens: owners act on everyone; admins only on members and viewers (not on owners, other
+        admins or themselves); members and viewers on nobody."""
+        if self.role == Role.OWNER:
+            return True
+        return self.role == Role.ADMIN and target.role in (Role.MEMBER, Role.VIEWER)
+
     @property
     def can_generate(self) -> bool:
         return self.has_role(Role.MEMBER)
@@ -128,18 +136,34 @@ class Membership(TenantScopedModel):
         return self.monthly_limit if self.monthly_limit is not None else self.organization.member_monthly_limit
 
 
+class InvitationKind(models.TextChoices):
+    EMAIL = "email", "Email address"
+    LINK = "link", "Anyone with the link"
+
+
+# An "anyone with the link" invitation may be used at most this many times.
+LINK_INVITATION_MAX_USES = 50
+
+
 class Invitation(TenantScopedModel):
-    """An invitation link. Anyone holding the link may accept it while it is valid, once."""
+    """An invitation link, valid until it expires, is revoked or has been used ``max_uses`` times.
+
+    ``email`` invitations (the default) can be accepted only by the account with that email address
+    (case-insensitive), once. ``link`` invitations, which the creator must choose explicitly, can be
+    accepted by anyone holding the link, up to ``max_uses`` times."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
     public_id = models.CharField(max_length=40, unique=True)
     token_digest = models.CharField(max_length=64, unique=True)
-    email = models.EmailField(blank=True, help_text="Who it is meant for (informational).")
+    kind = models.CharField(max_length=10, choices=InvitationKind.choices, default=InvitationKind.EMAIL)
+    email = models.EmailField(blank=True, help_text="The only account that may accept (email invitations).")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    max_uses = models.PositiveSmallIntegerField(default=1)
+    use_count = models.PositiveSmallIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
-    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True, help_text="The latest acceptance.")
     accepted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -147,20 +171,46 @@ class Invitation(TenantScopedModel):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind="link", email="") | (models.Q(kind="email", max_uses=1) & ~models.Q(email="")),
+                name="invitation_kind_email",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_uses__gte=1, use_count__lte=models.F("max_uses")),
+                name="invitation_uses_within_limit",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Invitation to {self.organization} as {self.role}"
 
     @property
     def is_pending(self) -> bool:
-        return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+        return self.use_count < self.max_uses and self.revoked_at is None and self.expires_at > timezone.now()
 
     @property
     def state(self) -> str:
-        if self.accepted_at:
+        if self.use_count >= self.max_uses:
             return "accepted"
         if self.revoked_at:
             return "revoked"
         if self.expires_at <= timezone.now():
             return "expired"
         return "pending"
+
+    @property
+    def is_link(self) -> bool:
+        return self.kind == InvitationKind.LINK
+
+    def is_for(self, user) -> bool:
+        """Whether ``user`` may accept: anyone for a link invitation, else only the invited address."""
+        if self.is_link:
+            return True
+        return bool(self.email) and self.email.casefold() == (user.email or "").casefold()
+
+    @property
+    def masked_email(self) -> str:
+        """The invited address with most of its local part hidden (``d•••@example.com``)."""
+        local, _, domain = self.email.partition("@")
+        return f"{local[:1]}•••@{domain}" if domain else ""

@@ -32,6 +32,10 @@ def invitation_list(*, org: Organization) -> list[Invitation]:
     return list(Invitation.objects.filter(organization=org).select_related("created_by", "accepted_by"))
 
 
+def invitation_get(*, org: Organization, public_id: str) -> Invitation | None:
+    return Invitation.objects.filter(organization=org, public_id=public_id).first()
+
+
 def invitation_by_token(*, token: str) -> Invitation | None:
     """An invitation link is valid across organizations by design: looked up by its secret."""
     digest = hashlib.sha256(token.encode()).hexdigest()

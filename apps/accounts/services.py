@@ -9,13 +9,23 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts import selectors
-from apps.accounts.models import Invitation, Membership, Organization, Role, User
-from apps.core.errors import ApplicationError, Conflict, PermissionDeniedError
+from apps.accounts.models import (
+    LINK_INVITATION_MAX_USES,
+    Invitation,
+    InvitationKind,
+    Membership,
+    Organization,
+    Role,
+    User,
+)
+from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDeniedError
 from apps.core.ids import public_id
 from apps.core.scoping import org_scope
 
@@ -37,6 +47,20 @@ def _unique_slug(name: str) -> str:
 def _require_manager(by: Membership) -> None:
     if not by.can_manage:
         raise PermissionDeniedError("Only owners and admins can do this.")
+
+
+def _member_or_404(*, by: Membership, public_id: str) -> Membership:
+    """A member of ``by``'s organization; any other id (another organization's too) is a 404."""
+    target = selectors.member_get(org=by.organization, public_id=public_id)
+    if target is None:
+        raise NotFound("No such member.", param="member")
+    return target
+
+
+def _require_can_act_on(by: Membership, target: Membership) -> None:
+    _require_manager(by)
+    if not by.can_act_on(target):
+        raise PermissionDeniedError("Admins can manage only members and viewers; owners manage everyone.")
 
 
 @transaction.atomic
@@ -65,20 +89,54 @@ def user_signup(*, email: str, password: str, org_name: str, name: str = "") -> 
     return user, org
 
 
-def invitation_create(*, by: Membership, role: str, email: str = "") -> tuple[Invitation, str]:
-    """Create an invitation link. Returns the invitation and the secret token for the link."""
+def invitation_create(
+    *, by: Membership, role: str, email: str = "", anyone_with_link: bool = False, max_uses: int | None = None
+) -> tuple[Invitation, str]:
+    """Create an invitation link. Returns the invitation and the secret token for the link.
+
+    By default the invitation is addressed: only the account with ``email`` can accept it, once.
+    ``anyone_with_link=True`` (an explicit choice) makes a link anyone holding it can accept, up to
+    ``max_uses`` times (default 1); it cannot make owners. Both expire after INVITATION_TTL_HOURS."""
     _require_manager(by)
     if role not in Role.values:
         raise ApplicationError("Unknown role.", param="role")
     if role == Role.OWNER and by.role != Role.OWNER:
         raise PermissionDeniedError("Only owners can invite owners.")
+    email = (email or "").strip().lower()
+    if anyone_with_link:
+        if email:
+            raise ApplicationError(
+                "An invitation for anyone with the link has no email address: leave it empty.", param="email"
+            )
+        if role == Role.OWNER:
+            raise ApplicationError("Owners can only be invited by email address.", param="role")
+        max_uses = 1 if max_uses is None else max_uses
+        if not 1 <= max_uses <= LINK_INVITATION_MAX_USES:
+            raise ApplicationError(f"A link can be used 1 to {LINK_INVITATION_MAX_USES} times.", param="max_uses")
+        kind = InvitationKind.LINK
+    else:
+        if not email:
+            raise ApplicationError(
+                "Enter the email address of the person you invite (only that account can accept), "
+                "or choose a link for anyone who has it.",
+                param="email",
+            )
+        try:
+            validate_email(email)
+        except ValidationError as exc:
+            raise ApplicationError("Enter a valid email address.", param="email") from exc
+        if max_uses not in (None, 1):
+            raise ApplicationError("An invitation by email address is used once.", param="max_uses")
+        kind, max_uses = InvitationKind.EMAIL, 1
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         organization=by.organization,
         public_id=public_id("inv"),
         token_digest=hashlib.sha256(token.encode()).hexdigest(),
-        email=email.strip().lower(),
+        kind=kind,
+        email=email,
         role=role,
+        max_uses=max_uses,
         created_by=by.user,
         expires_at=timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS),
     )
@@ -87,15 +145,24 @@ def invitation_create(*, by: Membership, role: str, email: str = "") -> tuple[In
         actor=by.user,
         action="member.invited",
         target=invitation.public_id,
-        detail={"role": role, "email": invitation.email or "(link)"},
+        detail={
+            "role": role,
+            "kind": kind,
+            "email": email or "(anyone with the link)",
+            "max_uses": max_uses,
+            "expires_at": invitation.expires_at.isoformat(),
+        },
     )
     return invitation, token
 
 
 def invitation_revoke(*, by: Membership, public_id: str) -> None:
     _require_manager(by)
+    invitation = selectors.invitation_get(org=by.organization, public_id=public_id)
+    if invitation is None:
+        raise NotFound("No such invitation.", param="invitation")
     updated = Invitation.objects.filter(
-        organization=by.organization, public_id=public_id, accepted_at=None, revoked_at=None
+        pk=invitation.pk, revoked_at=None, use_count__lt=F("max_uses"), expires_at__gt=timezone.now()
     ).update(revoked_at=timezone.now())
     if not updated:
         raise ApplicationError("This invitation is no longer pending.", param="invitation")
@@ -104,17 +171,27 @@ def invitation_revoke(*, by: Membership, public_id: str) -> None:
 
 @transaction.atomic
 def invitation_accept(*, token: str, user: User) -> Membership:
+    """Join the invitation's organization as ``user``: only the invited address for an email
+    invitation; anyone for a link, while it has uses left. The use is claimed by one conditional
+    UPDATE, so two accounts racing on the last use cannot both get in."""
     invitation = selectors.invitation_by_token(token=token)
     if invitation is None or not invitation.is_pending:
         raise ApplicationError("This invitation link is invalid, expired or already used.", code="invitation_invalid")
+    if not invitation.is_for(user):
+        raise PermissionDeniedError(
+            f"This invitation was sent to {invitation.masked_email}, and you are signed in as {user.email}. "
+            "Sign in with the invited address to accept it.",
+            code="invitation_other_account",
+        )
     org = invitation.organization
     with org_scope(org):
         existing = Membership.objects.filter(organization=org, user=user).first()
         if existing is not None:
             raise Conflict(f"You are already a member of {org.name}.")
-        claimed = Invitation.objects.filter(pk=invitation.pk, accepted_at=None, revoked_at=None).update(
-            accepted_at=timezone.now(), accepted_by=user
-        )
+        now = timezone.now()
+        claimed = Invitation.objects.filter(
+            pk=invitation.pk, revoked_at=None, expires_at__gt=now, use_count__lt=F("max_uses")
+        ).update(use_count=F("use_count") + 1, accepted_at=now, accepted_by=user)
         if claimed != 1:
             raise ApplicationError("This invitation link was just used.", code="invitation_invalid")
         try:
@@ -129,7 +206,7 @@ def invitation_accept(*, token: str, user: User) -> Membership:
             actor=user,
             action="member.joined",
             target=membership.public_id,
-            detail={"role": invitation.role, "invitation": invitation.public_id},
+            detail={"role": invitation.role, "invitation": invitation.public_id, "kind": invitation.kind},
         )
         return membership
 
@@ -145,11 +222,10 @@ def membership_change_role(*, by: Membership, target_public_id: str, role: str) 
     _require_manager(by)
     if role not in Role.values:
         raise ApplicationError("Unknown role.", param="role")
-    target = selectors.member_get(org=by.organization, public_id=target_public_id)
-    if target is None:
-        raise ApplicationError("No such member.", param="member", code="not_found")
+    target = _member_or_404(by=by, public_id=target_public_id)
     if (role == Role.OWNER or target.role == Role.OWNER) and by.role != Role.OWNER:
         raise PermissionDeniedError("Only owners can grant or take away the owner role.")
+    _require_can_act_on(by, target)
     if target.role == Role.OWNER and role != Role.OWNER and _lock_owners(by.organization) <= 1:
         raise ApplicationError("The last owner cannot be demoted. Make someone else an owner first.")
     previous = target.role
@@ -168,9 +244,10 @@ def membership_change_role(*, by: Membership, target_public_id: str, role: str) 
 @transaction.atomic
 def membership_set_limit(*, by: Membership, target_public_id: str, monthly_limit) -> Membership:
     _require_manager(by)
-    target = selectors.member_get(org=by.organization, public_id=target_public_id)
-    if target is None:
-        raise ApplicationError("No such member.", param="member", code="not_found")
+    target = _member_or_404(by=by, public_id=target_public_id)
+    _require_can_act_on(by, target)
+    if monthly_limit is not None and monthly_limit < 0:
+        raise ApplicationError("A monthly limit cannot be negative.", param="monthly_limit")
     previous = target.monthly_limit
     target.monthly_limit = monthly_limit
     target.save(update_fields=["monthly_limit"])
@@ -186,13 +263,12 @@ def membership_set_limit(*, by: Membership, target_public_id: str, monthly_limit
 
 @transaction.atomic
 def membership_remove(*, by: Membership, target_public_id: str) -> None:
-    target = selectors.member_get(org=by.organization, public_id=target_public_id)
-    if target is None:
-        raise ApplicationError("No such member.", param="member", code="not_found")
+    target = _member_or_404(by=by, public_id=target_public_id)
     if target.pk != by.pk:
         _require_manager(by)
         if target.role == Role.OWNER and by.role != Role.OWNER:
             raise PermissionDeniedError("Only owners can remove an owner.")
+        _require_can_act_on(by, target)
     if target.role == Role.OWNER and _lock_owners(by.organization) <= 1:
         raise ApplicationError("The last owner cannot leave or be removed. Make someone else an owner first.")
     left = target.pk == by.pk

@@ -6,6 +6,7 @@ from apps.accounts.forms import EmailAuthenticationForm
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("signup/", views.signup, name="signup"),
     path(
         "login/",

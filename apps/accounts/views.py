@@ -5,10 +5,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.accounts import selectors, services
 from apps.accounts.forms import (
@@ -20,7 +22,15 @@ from apps.accounts.forms import (
     RoleForm,
     SignupForm,
 )
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, NotFound, PermissionDeniedError
+
+
+@require_safe
+@cache_control(public=True, max_age=86400)
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``, asked for by browsers and tools that do not read the page's icon link: the
+    static file (a temporary redirect, so a new icon's hashed name is picked up within a day)."""
+    return redirect(static("favicon.ico"))
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -76,11 +86,18 @@ def org_home(request: HttpRequest, org_slug: str) -> HttpResponse:
 
 def _members_context(request: HttpRequest, **extra) -> dict:
     org = request.organization
+    me = request.membership
+    members = selectors.member_list(org=org)
+    for m in members:
+        m.manageable = m.pk != me.pk and me.can_act_on(m)  # role, limit and remove controls
+    roles = RoleForm.base_fields["role"].choices
     context = {
-        "members": selectors.member_list(org=org),
-        "invitations": selectors.invitation_list(org=org) if request.membership.can_manage else [],
+        "members": members,
+        "invitations": selectors.invitation_list(org=org) if me.can_manage else [],
         "invite_form": InvitationForm(),
-        "roles": RoleForm.base_fields["role"].choices,
+        # only owners grant (or invite as) owner
+        "roles": roles if me.role == "owner" else [(v, label) for v, label in roles if v != "owner"],
+        "can_set_own_limit": me.can_act_on(me),
     }
     context.update(extra)
     return context
@@ -100,10 +117,13 @@ def members(request: HttpRequest, org_slug: str) -> HttpResponse:
 
 def _after_action(request: HttpRequest, error: ApplicationError | None = None, **extra) -> HttpResponse:
     if error is not None:
+        if isinstance(error, NotFound) and not request.htmx:
+            raise Http404(error.message)  # another organization's id, or none at all: the 404 page
         if request.htmx:
             return _render_members(request, status=error.status_code, action_error=error.message, **extra)
         messages.error(request, error.message)
-    elif not request.htmx:
+        return _render_members(request, status=error.status_code, **extra)
+    if not request.htmx:
         return redirect("org-members", org_slug=request.organization.slug)
     return _render_members(request, **extra)
 
@@ -113,17 +133,16 @@ def _after_action(request: HttpRequest, error: ApplicationError | None = None, *
 def invitation_create(request: HttpRequest, org_slug: str) -> HttpResponse:
     form = InvitationForm(request.POST)
     if not form.is_valid():
-        return _after_action(request, ApplicationError("Choose a valid role and email."))
+        message = " ".join(e for errors in form.errors.values() for e in errors)
+        return _after_action(request, ApplicationError(message or "Choose a valid role and email."))
     try:
         invitation, token = services.invitation_create(by=request.membership, **form.cleaned_data)
     except ApplicationError as exc:
         return _after_action(request, exc)
     link = request.build_absolute_uri(reverse("invitation-accept", kwargs={"token": token}))
     # The link is shown once, like a token: only its digest is stored.
-    if request.htmx:
-        return _render_members(request, new_invite_link=link, new_invite=invitation)
-    messages.success(request, f"Invitation link (shown once, valid {invitation.expires_at:%Y-%m-%d %H:%M} UTC): {link}")
-    return redirect("org-members", org_slug=org_slug)
+    # Rendered in this response (never in a message cookie or the session), for htmx and plain forms.
+    return _render_members(request, new_invite_link=link, new_invite=invitation)
 
 
 @login_required
@@ -219,21 +238,26 @@ def org_settings(request: HttpRequest, org_slug: str) -> HttpResponse:
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = selectors.invitation_by_token(token=token)
     valid = invitation is not None and invitation.is_pending
+    refusal = ""
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect(f"{reverse('login')}?next={request.path}")
         try:
             membership = services.invitation_accept(token=token, user=request.user)
+        except PermissionDeniedError as exc:
+            refusal = exc.message  # signed in with another address than the invited one: say so here
         except ApplicationError as exc:
             messages.error(request, exc.message)
             return redirect("home")
-        messages.success(request, f"You joined {membership.organization.name} as {membership.get_role_display()}.")
-        return redirect("org-home", org_slug=membership.organization.slug)
+        else:
+            messages.success(request, f"You joined {membership.organization.name} as {membership.get_role_display()}.")
+            return redirect("org-home", org_slug=membership.organization.slug)
+    other_account = valid and request.user.is_authenticated and not invitation.is_for(request.user)
     return render(
         request,
         "accounts/invitation_accept.html",
-        {"invitation": invitation if valid else None},
-        status=200 if valid else 404,
+        {"invitation": invitation if valid else None, "other_account": other_account, "refusal": refusal},
+        status=404 if not valid else 403 if refusal else 200,
     )
 
 

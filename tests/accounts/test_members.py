@@ -15,7 +15,7 @@ def _members_url(org, name="org-members", **kw):
     return reverse(name, kwargs={"org_slug": org.slug, **kw})
 
 
-def _invite(client, org, role="member", email=""):
+def _invite(client, org, role="member", email="charlie@example.com"):
     r = client.post(_members_url(org, "org-invite"), {"role": role, "email": email}, headers={"HX-Request": "true"})
     assert r.status_code == 200, r.content
     html = r.content.decode()
@@ -49,23 +49,40 @@ def test_owner_invites_and_new_user_accepts(tenants):
 
 
 def test_expired_and_revoked_invitations_cannot_be_accepted(tenants):
+    # both for charlie's own address: expiry and revocation are the only reasons for refusing him
     owner = tenants.client_for(tenants.alice)
     link1 = _invite(owner, tenants.org_a)
     link2 = _invite(owner, tenants.org_a)
     inv_old, inv_new = Invitation.all_orgs.order_by("created_at")
     Invitation.all_orgs.filter(pk=inv_old.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
-    owner.post(_members_url(tenants.org_a, "org-invitation-revoke", invitation_id=inv_new.public_id))
+    r = owner.post(_members_url(tenants.org_a, "org-invitation-revoke", invitation_id=inv_new.public_id))
+    assert r.status_code == 302
+    inv_new.refresh_from_db()
+    assert inv_new.revoked_at is not None and inv_new.state == "revoked"
     charlie = tenants.client_for(tenants.charlie)
     for link in (link1, link2):
         path = "/" + link.split("://", 1)[1].split("/", 1)[1]
-        assert charlie.post(path).status_code == 302
+        r = charlie.post(path, follow=True)
+        assert r.redirect_chain[0] == ("/", 302)  # refused: home, not alice's organization
+        assert "invalid, expired or already used" in r.content.decode()
     with org_scope(tenants.org_a):
         assert not Membership.objects.filter(user=tenants.charlie).exists()
 
 
-@pytest.mark.parametrize("who", ["bob"])
+def test_accepting_while_already_a_member_is_refused(tenants):
+    link = _invite(tenants.client_for(tenants.alice), tenants.org_a, email="bob@example.com")
+    r = tenants.client_for(tenants.bob).post("/" + link.split("://", 1)[1].split("/", 1)[1], follow=True)
+    assert r.redirect_chain[0] == ("/", 302) and "already a member of Alice Films" in r.content.decode()
+    assert Membership.all_orgs.filter(user=tenants.bob).count() == 1
+    assert Invitation.all_orgs.get().use_count == 0  # the refused attempt did not use it up
+
+
+@pytest.mark.parametrize("who", ["bob", "vera"])
 def test_members_cannot_invite_or_manage(tenants, who):
-    client = tenants.client_for(getattr(tenants, who))
+    if who == "vera":
+        vera = User.objects.create_user("vera@example.com", PASSWORD)
+        Membership.all_orgs.create(organization=tenants.org_a, user=vera, role=Role.VIEWER, public_id="mem_vera")
+    client = tenants.client_for(User.objects.get(email=f"{who}@example.com"))
     r = client.post(_members_url(tenants.org_a, "org-invite"), {"role": "member"}, headers={"HX-Request": "true"})
     assert r.status_code == 403
     alice_membership = Membership.all_orgs.get(user=tenants.alice)

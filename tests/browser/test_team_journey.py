@@ -2,8 +2,9 @@
 Runway model on its emulator), watch the progress and play the video, remix, delete, read the cost
 on Usage, invite a member who accepts in a second browser, and check that an outsider gets 404.
 
-Runs against pytest-django's ``live_server`` and a real Celery worker (``live_engine``), and
-saves a screenshot of each page to docs/screenshots/.
+Runs against pytest-django's ``live_server`` and a real Celery worker (``live_engine``). With
+MEDIAROUTER_SCREENSHOTS=1 (``make screenshots``) it also saves a screenshot of each page to
+docs/screenshots/ (the README's pictures); a plain test run writes nothing there.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from apps.accounts.models import Organization
 from tests.conftest import PASSWORD
 
+from . import conftest as browser_conftest
 from .conftest import PHONE, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -228,3 +230,26 @@ def test_outsider_gets_404_on_alice_pages(live_server, tenants, open_page, conso
         assert tenants.org_a.name not in page.content()
     # the browser reports each 404 document as a failed resource: those, and only those
     assert all("404" in e for e in console.errors), console.errors
+
+
+class _FakePage:
+    def __init__(self) -> None:
+        self.saved: list[str] = []
+
+    def evaluate(self, script: str) -> None:
+        pass
+
+    def screenshot(self, path: str) -> None:
+        self.saved.append(path)
+
+
+def test_screenshots_are_saved_only_on_request(monkeypatch, tmp_path):
+    """A test run leaves the tracked docs/screenshots/ alone; `make screenshots` regenerates it."""
+    monkeypatch.setattr(browser_conftest, "SCREENSHOTS", tmp_path / "shots")
+    page = _FakePage()
+    monkeypatch.delenv(browser_conftest.SCREENSHOTS_ENV, raising=False)
+    screenshot(page, "usage")
+    assert page.saved == [] and not (tmp_path / "shots").exists()
+    monkeypatch.setenv(browser_conftest.SCREENSHOTS_ENV, "1")
+    screenshot(page, "usage")
+    assert page.saved == [str(tmp_path / "shots" / "usage.png")]

@@ -4,6 +4,7 @@ polling consumer: every message arrives whole, once."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from kombu import Connection
 
@@ -11,7 +12,14 @@ import mediarouter.celery  # noqa: F401 - registers the mrfs:// transport
 
 
 def _connection(folder) -> Connection:
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "store_processed": False}
+    # every folder under the test's own tmp_path: kombu's control_folder defaults to ./control,
+    # which would write control/q.exchange into the working directory (the repository)
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(folder.parent / "control"),
+        "store_processed": False,
+    }
     return Connection("mrfs://", transport_options=options)
 
 
@@ -45,6 +53,11 @@ def test_concurrent_producers_and_a_consumer_see_whole_messages_once(tmp_path):
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
+    # The queue and its binding exist before anyone sends, as a worker declares its queue at start.
+    # (kombu keeps declared bindings in process-wide state: a thread that finds the binding there
+    # skips writing it, and would publish before another thread's exchange table is on disk.)
+    with _connection(folder) as conn:
+        conn.SimpleQueue("q").close()
     consumer = threading.Thread(target=consume)
     consumer.start()
     threads = [threading.Thread(target=produce, args=(n,)) for n in range(producers)]
@@ -59,3 +72,6 @@ def test_concurrent_producers_and_a_consumer_see_whole_messages_once(tmp_path):
     assert len(received) == producers * per_producer
     assert len({(m["producer"], m["i"]) for m in received}) == producers * per_producer
     assert not list(folder.glob("*.part"))
+    # the exchange's binding went to the control folder given, not into the working directory
+    assert (tmp_path / "control" / "q.exchange").exists()
+    assert not (Path.cwd() / "control" / "q.exchange").exists()

@@ -91,7 +91,14 @@ class Drill:
 
 
 @pytest.fixture
-def drill(tenants, transactional_db, tmp_path, settings, openai_emulator):
+def drill_env() -> dict[str, str]:
+    """Extra environment for the drill's worker; a drill module overrides it (the Redis drill points
+    the worker at a Redis server of its own)."""
+    return {}
+
+
+@pytest.fixture
+def drill(tenants, transactional_db, tmp_path, settings, openai_emulator, drill_env):
     from tests.worker import WorkerProcess, broker_mode, purge_queue, wait_until_ready
 
     settings.OPENAI_BASE_URL = openai_emulator.base_url
@@ -100,7 +107,9 @@ def drill(tenants, transactional_db, tmp_path, settings, openai_emulator):
         key_services.provider_key_create(by=alice, provider="sora", api_key=openai_emulator.api_key)
     openai_emulator.reset()  # count generation traffic only
     worker = WorkerProcess(
-        tmp_path / "worker.log", beat=True, env={"OPENAI_BASE_URL": openai_emulator.base_url, **DRILL_ENV}
+        tmp_path / "worker.log",
+        beat=True,
+        env={"OPENAI_BASE_URL": openai_emulator.base_url, **DRILL_ENV, **drill_env},
     )
     with broker_mode():
         purge_queue()  # messages an earlier test left behind would delay this worker

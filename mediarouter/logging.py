@@ -1,0 +1,73 @@
+"""Keep the one-time secrets that travel in URLs out of the logs.
+
+Invitation links (``/invite/<token>/``) and password-reset links (``/password/reset/<uidb64>/<token>/``)
+are credentials: whoever reads them in a log could join an organization or take over an account.
+They reach logs through request lines, referers, ``?next=`` parameters and redirect ``Location``s.
+
+- Django's logging (``LOGGING`` in settings.py): :class:`RedactSecretsFilter` on the console handler
+  and on the ``django.request`` / ``django.server`` loggers.
+- gunicorn's access and error logs: ``gunicorn --logger-class mediarouter.logging.GunicornLogger``.
+
+No Django import here: gunicorn loads the logger class before the application.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from gunicorn import glogging
+
+REDACTED = "[redacted]"
+
+_SEP = r"(?:/|%2[Ff])"  # a slash, plain or percent-encoded (in ?next=… and referers)
+_SEGMENT = r"[A-Za-z0-9_\-]+"  # token_urlsafe, Django's reset tokens and base64 user ids
+_INVITE = re.compile(rf"({_SEP}invite{_SEP}){_SEGMENT}")
+_RESET = re.compile(rf"({_SEP}password{_SEP}reset{_SEP})({_SEGMENT})({_SEP})({_SEGMENT})")
+
+
+def _reset(match: re.Match) -> str:
+    prefix, _uid, sep, token = match.groups()
+    # Django swaps the token for "set-password" after the first visit; that word is no secret
+    return f"{prefix}{REDACTED}{sep}{token if token == 'set-password' else REDACTED}"
+
+
+def redact(text: str) -> str:
+    """``text`` with the secret parts of invitation and password-reset URLs replaced."""
+    if "invite" not in text and "reset" not in text:
+        return text
+    return _RESET.sub(_reset, _INVITE.sub(rf"\1{REDACTED}", text))
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Rewrites a record's message (and its formatted traceback) without the URL secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed call: the handler reports it, as without us
+            return True
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+class GunicornLogger(glogging.Logger):
+    """gunicorn's logger with every access-log atom (request line, path, query, referer, headers)
+    and every error-log message redacted."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        if not any(isinstance(f, RedactSecretsFilter) for f in self.error_log.filters):
+            self.error_log.addFilter(RedactSecretsFilter())
+
+    def atoms(self, resp, req, environ, request_time) -> dict:
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {name: redact(value) if isinstance(value, str) else value for name, value in atoms.items()}
