@@ -11,4 +11,4 @@ RUN SECRET_KEY=build FERNET_KEYS=$(python -c "from cryptography.fernet import Fe
 RUN useradd --create-home app
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "mediarouter.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "mediarouter.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-", "--logger-class", "mediarouter.logging.GunicornLogger"]
