@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.emulators.base import sample_image
+from tests.generations.test_images import BOMBS, LARGEST, MB, gif_declaring, peak_memory, png
 
 pytestmark = pytest.mark.django_db
 
@@ -87,3 +88,122 @@ def test_a_polyglot_png_is_stored_as_what_it_decodes_to(api, tenants):
     assert r.status_code == 200, r.content
     gen = Generation.all_orgs.get(public_id=r.json()["id"])
     assert gen.input_image.endswith(".png") and gen.input_image_type == "image/png"
+
+
+# --- image bombs: refused from the header, a 400 naming the field, never a decode or a 500 -----
+
+
+def _data_uri(data: bytes) -> str:
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def _post_image(client, shape: str, data: bytes):
+    """One image through one of the three ways in: returns (response, the param it must name)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    body = {"prompt": "x", "model": "sora-2"}
+    if shape == "openai multipart":
+        upload = SimpleUploadedFile("in.png", data, content_type="image/png")
+        return client.post("/v1/videos", {**body, "seconds": "4", "size": "1280x720", "input_reference": upload})
+    if shape == "openai json":
+        body |= {"seconds": "4", "size": "1280x720", "input_reference": {"image_url": _data_uri(data)}}
+        return client.post("/v1/videos", body, content_type="application/json")
+    body |= {"duration": 4, "size": "1280x720", "image": _data_uri(data)}
+    return client.post("/v1/video/generations", body, content_type="application/json")
+
+
+SHAPES = {"openai multipart": "input_reference", "openai json": "input_reference", "native json": "image"}
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media"), "allow_overwrite": True},
+        },
+    }
+    return tmp_path / "media"
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """Counts pixel decodes (every format's load goes through ImageFile.load)."""
+    from PIL import ImageFile
+
+    calls = []
+    real_load = ImageFile.ImageFile.load
+
+    def load(self):
+        calls.append(self.format)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return calls
+
+
+@pytest.mark.parametrize("bomb", ["png 20000x20000 (400 MP)", "png rgb 9000x9000 (81 MP)", "webp 16383x16383"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_an_image_bomb_is_a_400_in_every_api_shape_without_decoding(api, media, decodes, shape, bomb):
+    from apps.generations.models import Generation
+
+    data = BOMBS[bomb]()
+    _post_image(api, shape, sample_image("PNG")[:20])  # warm up the URLconf and views (a 400)
+    with peak_memory() as peak:
+        r = _post_image(api, shape, data)
+    assert r.status_code == 400, r.content
+    error = r.json()["error"]
+    assert error["param"] == SHAPES[shape] and error["code"] == "image_too_large"
+    assert error["type"] == "invalid_request_error" and "40 megapixels" in error["message"]
+    assert decodes == []
+    assert peak.rss < 50 * MB, peak  # decoded, the 9000x9000 one alone would take 324 MB
+    assert not Generation.all_orgs.exists() and not list(media.glob("**/*.*"))
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_the_largest_accepted_image_works_in_every_api_shape(api, media, decodes, shape):
+    from apps.generations.models import Generation
+
+    data = png(*LARGEST, mode="L")
+    r = _post_image(api, shape, data)
+    assert r.status_code in (200, 201), r.content
+    gen = Generation.all_orgs.get(public_id=r.json()["id"])
+    assert gen.input_image_type == "image/png" and (media / gen.input_image).read_bytes() == data
+    assert decodes == ["PNG"]
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_an_unreadable_or_oversized_image_names_the_field_in_every_api_shape(api, media, shape, settings):
+    settings.INPUT_IMAGE_MAX_BYTES = 1000
+    r = _post_image(api, shape, b"\x89PNG\r\n\x1a\n" + b"\x00" * 2000)
+    assert r.status_code == 400, r.content
+    error = r.json()["error"]
+    assert error["param"] == SHAPES[shape] and "the limit is" in error["message"]
+    r = _post_image(api, shape, gif_declaring(20000, 20000))
+    assert r.status_code == 400, r.content
+    assert r.json()["error"]["param"] == SHAPES[shape] and "could not be read" in r.json()["error"]["message"]
+
+
+def test_an_image_bomb_is_a_form_error_in_the_playground(api, media, tenants, decodes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    from apps.generations.models import Generation
+
+    url = reverse("playground", kwargs={"org_slug": tenants.org_a.slug})
+    client = tenants.client_for(tenants.alice)
+    base = {"prompt": "x", "model": "sora-2", "seconds": "4", "size": "1280x720"}
+    client.get(url)  # warm up
+    for data in (png(20000, 20000), png(9000, 9000, "RGB")):
+        upload = SimpleUploadedFile("in.png", data, content_type="image/png")
+        with peak_memory() as peak:
+            r = client.post(url, {**base, "image": upload}, headers={"HX-Request": "true"})
+        html = r.content.decode()
+        assert r.status_code == 422, html[:500]
+        assert "40 megapixels" in html[html.index('class="image-field"') :]
+        assert peak.rss < 50 * MB, peak
+    assert decodes == []
+    assert not Generation.all_orgs.exists() and not list(media.glob("**/*.*"))
