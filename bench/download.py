@@ -56,7 +56,7 @@ def child(mode: str, size: int) -> None:
     from apps.generations import storage
     from apps.providers import registry
     from apps.providers.base import Credentials
-    from tests.emulators.openai import API_KEY
+    from tests.emulators.sora import API_KEY
 
     adapter = registry.build("sora", Credentials(api_key=API_KEY))
     job = requests.post(

@@ -37,7 +37,7 @@ import _common as c
 
 
 def make_emulator(**kwargs):
-    from tests.emulators.openai import OpenAIEmulator
+    from tests.emulators.sora import OpenAIEmulator
 
     class CountingEmulator(OpenAIEmulator):
         """Counts status calls per job."""
@@ -88,7 +88,7 @@ def main() -> int:
     c.flush_redis(env["REDIS_URL"])
     c.migrate(env)
     c.django_setup(env)
-    from tests.emulators.openai import API_KEY
+    from tests.emulators.sora import API_KEY
 
     tenant = c.create_tenant(sora_api_key=API_KEY)
     emulator.reset()

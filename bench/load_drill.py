@@ -95,7 +95,7 @@ def main() -> int:
     c.flush_redis(env["REDIS_URL"])
     c.migrate(env)
     c.django_setup(env)
-    from tests.emulators.openai import API_KEY
+    from tests.emulators.sora import API_KEY
 
     tenant = c.create_tenant(sora_api_key=API_KEY)
     base = c.start_gunicorn(procs, env, work / "gunicorn.log", workers=args.web_workers)

@@ -35,8 +35,9 @@ def fill(org, users, count: int, start_index: int) -> None:
     """``count`` finished generations with their ledger entries (bulk inserts)."""
     from django.utils import timezone
 
+    from apps.billing.models import EntryKind, UsageEntry
     from apps.core.ids import public_id
-    from apps.generations.models import EntryKind, Generation, State, UsageEntry
+    from apps.generations.models import Generation, State
 
     rnd = random.Random(start_index)
     models = [("sora", "sora-2", Decimal("0.10")), ("sora", "sora-2-pro", Decimal("0.30"))]

@@ -19,9 +19,17 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("MEDIAROUTER_TEST_WORKER") != "1"
 CELERY_TASK_EAGER_PROPAGATES = True
 SANDBOX_JOB_SECONDS = 1.0
-MEDIA_ROOT = Path(
-    os.environ.setdefault("MEDIAROUTER_TEST_MEDIA_ROOT", tempfile.mkdtemp(prefix="mediarouter-test-media-"))
-)
+# The suite never talks to OpenAI: Sora models run against an OpenAI-compatible gateway (an
+# emulator, or nothing on this port), which is also what keeps the retired Sora 2 models usable.
+# tests/generations/test_create.py removes it to see them refused.
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+# One media folder per test run, shared with the run's child processes (a real worker, commands)
+# through the variable. The process that made it (the pytest session) removes it at the end
+# (tests/conftest.py, pytest_sessionfinish); children and a folder given from outside are left alone.
+TEST_MEDIA_ROOT_OWNED = not os.environ.get("MEDIAROUTER_TEST_MEDIA_ROOT")
+if TEST_MEDIA_ROOT_OWNED:
+    os.environ["MEDIAROUTER_TEST_MEDIA_ROOT"] = tempfile.mkdtemp(prefix="mediarouter-test-media-")
+MEDIA_ROOT = Path(os.environ["MEDIAROUTER_TEST_MEDIA_ROOT"])
 STORAGES = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -50,9 +58,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # API throttling stays on, with rates no suite reaches; throttling tests lower them (and clear the
-# cache) with pytest-django's ``settings`` fixture.
-API_THROTTLE_TOKEN_RATE = "100000/min"
-API_THROTTLE_ORG_RATE = "100000/min"
+# counts) with pytest-django's ``settings`` fixture.
+API_THROTTLE_CREATE_RATE = API_THROTTLE_READ_RATE = "100000/min"
+API_THROTTLE_ORG_CREATE_RATE = API_THROTTLE_ORG_READ_RATE = "100000/min"
 
 if CELERY_BROKER_URL == "mrfs://":
     # poll the queue folder every 0.1 s instead of every second: workers in tests pick steps up fast

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from apps.accounts.urls import org_urlpatterns as account_pages
 from apps.api_keys.urls import org_urlpatterns as key_pages
 from apps.audit.urls import org_urlpatterns as audit_pages
+from apps.billing.urls import org_urlpatterns as billing_pages
 from apps.core.views import healthz
 from apps.generations.admin_views import service_health
 from apps.generations.urls import org_urlpatterns as generation_pages
@@ -20,8 +21,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("v1/", include("apps.api_keys.api_urls")),
-    path("v1/", include("apps.generations.api_urls")),
-    path("o/<slug:org_slug>/", include(account_pages + key_pages + generation_pages + audit_pages)),
+    path("v1/", include("apps.generations.api.urls")),
+    path("v1/", include("apps.billing.api_urls")),
+    path("o/<slug:org_slug>/", include(account_pages + key_pages + generation_pages + billing_pages + audit_pages)),
     path("", include("apps.accounts.urls")),
 ]
 

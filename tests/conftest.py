@@ -19,6 +19,22 @@ PASSWORD = "correct horse battery staple"
 pytest_plugins = ["tests.emulators.fixtures", "tests.live"]
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the run's media folder (a temporary directory made by mediarouter/settings_test.py),
+    in the process that made it only: not in an xdist worker nor in a session started by a test
+    with the folder handed down to it."""
+    import os
+    import shutil
+
+    from django.conf import settings
+
+    if hasattr(session.config, "workerinput") or not getattr(settings, "TEST_MEDIA_ROOT_OWNED", False):
+        return
+    media_root = os.environ.get("MEDIAROUTER_TEST_MEDIA_ROOT", "")
+    if os.path.basename(media_root).startswith("mediarouter-test-media-"):
+        shutil.rmtree(media_root, ignore_errors=True)
+
+
 @dataclass
 class Tenants:
     alice: User
@@ -71,3 +87,18 @@ def celery_worker(transactional_db, tmp_path):
             yield worker
         finally:
             worker.stop()
+
+
+@pytest.fixture
+def priced_sandbox():
+    """The sandbox model at $0.50 a second for the test (it is free), so money tests see real
+    amounts without a provider. Restored afterwards."""
+    from decimal import Decimal
+
+    from apps.providers import catalog
+
+    model = catalog.get_model("sandbox-video")
+    original = model.price_per_second
+    object.__setattr__(model, "price_per_second", {size: Decimal("0.50") for size in model.sizes})
+    yield model
+    object.__setattr__(model, "price_per_second", original)

@@ -7,6 +7,7 @@ the browser)."""
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
@@ -19,7 +20,7 @@ from apps.generations.models import Generation
 
 @dataclass
 class LiveEngine:
-    """A real worker (with beat, so the dispatcher runs) against the three provider emulators."""
+    """A real worker (with beat, so the dispatcher runs) against every provider's emulator."""
 
     worker: object
     emulators: dict
@@ -38,35 +39,45 @@ class LiveEngine:
         raise AssertionError(f"{public_id} stuck in {gen.state}; worker log:\n{self.worker.log()[-6000:]}")
 
 
+def start_emulators(stack: ExitStack) -> dict:
+    """Every keyed provider's emulator (the registry's slugs with ``tests/emulators/<slug>.py``),
+    started on a free port for one test."""
+    from apps.providers import registry
+    from tests.emulators import emulator_class
+
+    emulators = {}
+    for slug in registry.PROVIDERS:
+        cls = emulator_class(slug)
+        if cls is not None:
+            emulators[slug] = stack.enter_context(cls(job_seconds=1.0))
+    return emulators
+
+
 @pytest.fixture
-def live_engine(tenants, transactional_db, tmp_path, settings, openai_emulator, runway_emulator, kling_emulator):
+def live_engine(tenants, transactional_db, tmp_path, settings):
     from tests.worker import WorkerProcess, broker_mode, purge_queue, wait_until_ready
 
-    emulators = {"sora": openai_emulator, "runway": runway_emulator, "kling": kling_emulator}
-    urls = {
-        "OPENAI_BASE_URL": openai_emulator.base_url,
-        "RUNWAY_BASE_URL": runway_emulator.base_url,
-        "KLING_BASE_URL": kling_emulator.base_url,
-    }
-    for name, value in urls.items():
-        setattr(settings, name, value)
-    alice = Membership.all_orgs.get(user=tenants.alice, organization=tenants.org_a)
-    with org_scope(tenants.org_a):
-        keys = {
-            "sora": key_services.provider_key_create(by=alice, provider="sora", api_key=openai_emulator.api_key),
-            "runway": key_services.provider_key_create(by=alice, provider="runway", api_key=runway_emulator.api_key),
-            "kling": key_services.provider_key_create(
-                by=alice, provider="kling", access_key=kling_emulator.access_key, secret_key=kling_emulator.secret_key
-            ),
-        }
-    for emulator in emulators.values():
-        emulator.reset()  # forget the validation calls: tests count generation traffic only
-    worker = WorkerProcess(tmp_path / "worker.log", beat=True, env={**urls, "PROVIDER_READ_TIMEOUT": "2"})
-    with broker_mode():
-        purge_queue()  # messages an earlier test left behind would delay this worker
-        worker.start()
-        try:
-            wait_until_ready(worker)
-            yield LiveEngine(worker=worker, emulators=emulators, keys=keys)
-        finally:
-            worker.stop()
+    with ExitStack() as stack:
+        emulators = start_emulators(stack)
+        urls: dict[str, str] = {}
+        for emulator in emulators.values():
+            urls.update(emulator.settings())
+        for name, value in urls.items():
+            setattr(settings, name, value)
+        alice = Membership.all_orgs.get(user=tenants.alice, organization=tenants.org_a)
+        with org_scope(tenants.org_a):
+            keys = {
+                slug: key_services.provider_key_create(by=alice, provider=slug, **emulator.key_fields())
+                for slug, emulator in emulators.items()
+            }
+        for emulator in emulators.values():
+            emulator.reset()  # forget the validation calls: tests count generation traffic only
+        worker = WorkerProcess(tmp_path / "worker.log", beat=True, env={**urls, "PROVIDER_READ_TIMEOUT": "2"})
+        with broker_mode():
+            purge_queue()  # messages an earlier test left behind would delay this worker
+            worker.start()
+            try:
+                wait_until_ready(worker)
+                yield LiveEngine(worker=worker, emulators=emulators, keys=keys)
+            finally:
+                worker.stop()

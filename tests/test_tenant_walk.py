@@ -34,7 +34,7 @@ def _alice_objects(tenants) -> dict[str, str]:
     """kwarg name -> the public id of one of alice's objects of that kind."""
     with org_scope(tenants.org_a):
         alice_m = Membership.objects.get(user=tenants.alice)
-        invitation, _ = account_services.invitation_create(by=alice_m, role="member")
+        invitation, _ = account_services.invitation_create(by=alice_m, role="member", email="dana@example.com")
         bob_m = Membership.objects.get(user=tenants.bob)
     objects = {
         "org_slug": tenants.org_a.slug,

@@ -1,8 +1,8 @@
+from collections.abc import Callable
+from typing import ClassVar
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db.models import Sum
-from django.template.defaultfilters import filesizeformat
-from django.utils import timezone
 
 from apps.accounts.models import Invitation, Membership, Organization, User
 
@@ -35,34 +35,14 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "monthly_budget", "member_monthly_limit", "retention_days", "created_at")
     search_fields = ("name", "slug", "memberships__user__email")
     list_filter = ("created_at",)
-    readonly_fields = ("created_at", "usage_this_month", "storage_used", "provider_keys_masked")
+    readonly_fields = ("created_at", "provider_keys_masked")
     inlines = [MembershipInline]
+    # Read-only facts the apps above accounts add with organization_panel() (billing: usage this
+    # month; generations: storage used), so accounts imports nothing from them.
+    panels: ClassVar[list[Callable[[Organization], str]]] = []
 
-    @admin.display(description="usage this month (USD)")
-    def usage_this_month(self, obj: Organization) -> str:
-        from apps.generations.ledger import ZERO, period_of
-        from apps.generations.models import UsageEntry
-
-        if obj.pk is None:
-            return "—"
-        qs = UsageEntry.all_orgs.filter(organization=obj, period=period_of(timezone.now()))
-        spent = qs.filter(kind__in=["charge", "refund"]).aggregate(t=Sum("amount"))["t"] or ZERO
-        held = qs.filter(kind__in=["hold", "release"]).aggregate(t=Sum("amount"))["t"] or ZERO
-        return f"{spent:.2f} spent, {held:.2f} reserved"
-
-    @admin.display(description="storage used")
-    def storage_used(self, obj: Organization) -> str:
-        from apps.generations.models import Generation
-
-        if obj.pk is None:
-            return "—"
-        total = (
-            Generation.all_orgs.filter(organization=obj, deleted_at=None)
-            .exclude(video_file="")
-            .aggregate(t=Sum("bytes"))["t"]
-            or 0
-        )
-        return filesizeformat(total)
+    def get_readonly_fields(self, request, obj=None):
+        return ("created_at", *self.panels, "provider_keys_masked")
 
     @admin.display(description="provider keys")
     def provider_keys_masked(self, obj: Organization) -> str:
@@ -75,6 +55,14 @@ class OrganizationAdmin(admin.ModelAdmin):
             ", ".join(f"{k.provider} …{k.last4} ({k.status}{', default' if k.is_default else ''})" for k in keys)
             or "none"
         )
+
+
+def organization_panel(func: Callable[[Organization], str]) -> Callable[[Organization], str]:
+    """Add a read-only fact to the organization's admin page: ``func(org) -> str``, labelled with
+    ``@admin.display(description=...)``. Apps that depend on accounts call it from their admin."""
+    if func not in OrganizationAdmin.panels:
+        OrganizationAdmin.panels.append(func)
+    return func
 
 
 @admin.register(Membership)

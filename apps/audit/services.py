@@ -24,6 +24,7 @@ ACTIONS = {
     "member.removed": "Member removed",
     "member.left": "Member left",
     "org.settings_changed": "Organization settings or budgets changed",
+    "routing.changed": "Routing policy changed",
     "generation.retried": "Operator retried a generation",
     "generation.canceled": "Generation canceled by an operator",
     "generation.marked_failed": "Operator marked a generation failed",

@@ -121,6 +121,13 @@ class OrgScopedAPIView(APIView):
         self._scope_stack.enter_context(org_scope(organization))
         request.organization = organization
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # the throttle's x-ratelimit-* headers (apps.core.throttling), on answers and on 429s alike
+        for name, value in getattr(request, "ratelimit_headers", {}).items():
+            response[name] = value
+        return response
+
     @property
     def organization(self):
         return self.request.organization

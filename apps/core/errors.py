@@ -46,3 +46,13 @@ class PaymentRequired(ApplicationError):
     status_code = 402
     error_type = "insufficient_quota"
     default_code = "budget_exceeded"
+
+
+class ValidationFailed(ApplicationError):
+    """A request that fails several field rules (the catalog's); ``errors`` holds every field's
+    message, ``param`` the first one's field (what the API reports)."""
+
+    def __init__(self, errors: dict[str, str], *, code: str = "invalid_value") -> None:
+        field, message = next(iter(errors.items()))
+        super().__init__(message, param=field, code=code)
+        self.errors = errors

@@ -1,6 +1,13 @@
 """Hot-path queries: prepared single-row reads (an ORM query compiled to SQL once per thread and
 database, then run with new parameters) and ``UPDATE … RETURNING``.
 
+**Fenced.** :class:`PreparedGet` runs on Django's compiler internals, so it is off unless
+``MEDIAROUTER_PREPARED_QUERIES`` is on, and even then only on a Django version it was tested with
+(:data:`TESTED_DJANGO_VERSIONS`; ``apps.core.checks`` refuses to start on any other). Off, it runs
+the same QuerySet through the ORM (``.get()``): same results, ~0.6 ms more per call on a 50-column row
+(``bench/prepared.py``). :func:`update_returning` is small, single-table and always on: it only
+appends ``RETURNING`` to the SQL of ``QuerySet.update()`` (see its docstring).
+
 For the hottest reads only (an API client polling its job), where turning the QuerySet into SQL
 costs more CPU than PostgreSQL spends running it: compiling ``Generation`` (≈50 columns) with its
 user joined takes ~0.6 ms; executing it and building the instances ~0.3 ms. The instances are built
@@ -18,11 +25,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import django
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 from django.db.models import QuerySet, sql
 from django.db.models.expressions import Col
 from django.db.models.query import get_related_populators
+
+# Django (major, minor) versions that tests/core/test_prepared.py passed on with the setting on.
+# Add a version only after running those tests (and bench/prepared.py) on it.
+TESTED_DJANGO_VERSIONS = ((5, 2),)
+
+
+def prepared_queries_enabled() -> bool:
+    """``MEDIAROUTER_PREPARED_QUERIES`` is on and this Django is a tested one (read per call, so a
+    test's or an operator's change applies at once)."""
+    if not getattr(settings, "MEDIAROUTER_PREPARED_QUERIES", False):
+        return False
+    return django.VERSION[:2] in TESTED_DJANGO_VERSIONS
 
 
 @dataclass(frozen=True)
@@ -41,13 +62,21 @@ class _Compiled:
 
 class PreparedGet:
     """``PreparedGet(build, name=placeholder, ...)``; ``prepared(using, name=value, ...)`` returns the
-    first row's instance, or None.
+    row's instance, or None.
 
     ``build(**placeholders)`` must return a model QuerySet (``filter``, ``select_related``,
     ``annotate``; no ``values()``, ``only()``/``defer()`` or prefetching) whose rows are unique for
-    the parameters, as a lookup by a unique column is. Tenant scoping is the caller's job: build it on
-    an unscoped manager with the organization as a parameter, and check the active scope first
-    (:func:`apps.core.scoping.scope_allows`).
+    the parameters, as a lookup by a unique column is. Tenant scoping is the caller's job, on both
+    paths: build it on an unscoped manager with the organization as a parameter, and check the
+    active scope first (:func:`apps.core.scoping.scoped_organization_id`).
+
+    With prepared queries off (the default, :func:`prepared_queries_enabled`) a call is
+    ``build(**values).get()`` on the ORM: nothing is compiled by hand, and a second matching row
+    raises ``MultipleObjectsReturned`` instead of being ignored.
+
+    Placeholders must be values no real parameter takes (``-7_000_000_000_000_001``,
+    ``"prepared-placeholder:name"``), each appearing exactly once in the compiled SQL's parameters:
+    that is how :meth:`_compile` finds where each one is bound (ImproperlyConfigured otherwise).
     """
 
     def __init__(self, build: Callable[..., QuerySet], **placeholders: Any) -> None:
@@ -85,6 +114,12 @@ class PreparedGet:
         )
 
     def __call__(self, using: str = "default", **values: Any):
+        if not prepared_queries_enabled():
+            qs = self._build(**values).using(using)
+            try:
+                return qs.get()
+            except qs.model.DoesNotExist:
+                return None
         cache = self._local.__dict__
         compiled = cache.get(using)
         if compiled is None:
@@ -116,7 +151,16 @@ class PreparedGet:
 def update_returning(queryset: QuerySet, returning: Sequence[str], **values: Any) -> list[tuple]:
     """``queryset.update(**values)`` that also returns the ``returning`` fields of each updated row
     (``UPDATE … RETURNING``: PostgreSQL, SQLite ≥ 3.35). One statement where ``update()`` and a
-    re-read of ``F()`` results took two. Single-table updates only."""
+    re-read of ``F()`` results took two. Single-table updates only.
+
+    Kept unconditionally (not behind ``MEDIAROUTER_PREPARED_QUERIES``): it is the SQL that
+    ``QuerySet.update()`` compiles, with ``RETURNING`` appended and each field's own database
+    converters applied, so it touches far less of Django's internals than :class:`PreparedGet`
+    (``UpdateQuery`` and ``as_sql()``, no select bookkeeping). It lets the engine's conditional
+    state change (``UPDATE … WHERE state IN …``) return the ``F()`` counters it computed in the same
+    statement, where ``update()`` plus ``refresh_from_db()`` costs a second query and could read a
+    concurrent update's values.
+    Pinned by tests/core/test_prepared.py."""
     query = queryset.query.chain(sql.UpdateQuery)
     query.add_update_values(values)
     query.clear_select_clause()

@@ -15,6 +15,10 @@ from django_scopes import ScopeError, scope, scopes_disabled
 from django_scopes.manager import DisabledQuerySet, ScopedManager
 from django_scopes.state import get_scope
 
+# The tenant: the model every tenant-owned row points at, named like AUTH_USER_MODEL (core knows
+# its name, never its code).
+TENANT_MODEL = "accounts.Organization"
+
 
 class StrictDisabledQuerySet(DisabledQuerySet):
     """django-scopes leaves a few read paths open (``exists``, ``in_bulk``...); close them too."""
@@ -47,17 +51,17 @@ def scoped_manager(path: str = "organization") -> models.Manager:
     return StrictScopedManager()
 
 
-def TenantManager() -> models.Manager:
+def tenant_manager() -> models.Manager:
+    """The fail-closed manager of a model with an ``organization`` foreign key."""
     return scoped_manager("organization")
+
+
+TenantManager = tenant_manager  # the old (PascalCase) name, for code written against it
 
 
 def org_scope(organization):
     """Activate the scope of one organization (a context manager)."""
     return scope(organization=organization)
-
-
-def current_organization():
-    return get_scope().get("organization")
 
 
 def scoped_organization_id() -> int | None:
@@ -75,9 +79,9 @@ def scoped_organization_id() -> int | None:
 
 
 class TenantScopedModel(models.Model):
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=True)
+    organization = models.ForeignKey(TENANT_MODEL, on_delete=models.CASCADE, related_name="+", db_index=True)
 
-    objects = TenantManager()
+    objects = tenant_manager()
     all_orgs = models.Manager()  # noqa: DJ012 - explicitly unscoped: admin, commands, maintenance
 
     class Meta:
@@ -85,11 +89,12 @@ class TenantScopedModel(models.Model):
 
 
 __all__ = [
+    "TENANT_MODEL",
     "ScopeError",
     "TenantManager",
     "TenantScopedModel",
-    "current_organization",
     "org_scope",
     "scoped_organization_id",
     "scopes_disabled",
+    "tenant_manager",
 ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from celery import Task, shared_task
+from django.apps import apps as django_apps
 
-from apps.core.scoping import org_scope, scopes_disabled
+from apps.core.scoping import TENANT_MODEL, org_scope, scopes_disabled
 
 
 class TenantTask(Task):
@@ -16,12 +17,12 @@ class TenantTask(Task):
         org_id = kwargs.get("org_id")
         if org_id is None:
             raise TypeError(f"{self.name} needs org_id=")
-        from apps.accounts.models import Organization
+        tenant_model = django_apps.get_model(TENANT_MODEL)
 
         # The scope needs only the id: no query per task (a poll is a task every few seconds per
         # job). The instance loads its other fields if the body reads them. If the organization
         # was deleted, its rows went with it: the body's fresh reads find nothing and it returns.
-        organization = Organization.from_db(Organization.objects.db, ["id"], [int(org_id)])
+        organization = tenant_model.from_db(tenant_model.objects.db, ["id"], [int(org_id)])
         with org_scope(organization):
             return super().__call__(*args, **kwargs)
 

@@ -1,50 +1,61 @@
-"""API throttling, per API token and per organization, for every API view (both API shapes).
+"""API throttling: separate budgets for creates and reads, per API token and per organization, on
+every API view (both API shapes).
 
-Rates come from settings (``API_THROTTLE_TOKEN_RATE``, ``API_THROTTLE_ORG_RATE``; ``"120/min"``
-style, empty to disable) and are read on every request, so an operator's change (or a test's)
-applies without a restart. Counts live in Django's default cache: Redis when ``REDIS_URL`` is set,
-the file cache otherwise, so web processes share them. An over-rate request gets 429 with
-``Retry-After`` in the API's error envelope (``apps.core.api.exception_handler``).
+A client that creates a few videos and then polls them must not be refused for polling, so reads
+(``GET``, ``HEAD``, ``OPTIONS``) and creates (every other method: creating and remixing videos,
+adding keys, estimates, deletes) are counted apart, each per token and per organization:
 
-Counting is a fixed window per key: the first request starts a window of the rate's length, and
-at most ``<requests>`` are allowed in it; ``Retry-After`` is the time left in the window. The token
-is checked first and a request it refuses does not count against the organization (so one
-member's runaway client does not spend the others' budget). On Redis both counters are one
-round trip (a Lua script: ``INCR`` + ``PEXPIRE``, atomic); DRF's ``SimpleRateThrottle`` kept a
-list of timestamps per key, read and rewritten whole (two round trips and up to 600 pickled
-floats per counter and request at the default organization rate).
+- ``API_THROTTLE_CREATE_RATE`` (default ``120/min``) and ``API_THROTTLE_READ_RATE`` (``3000/min``),
+  per token;
+- ``API_THROTTLE_ORG_CREATE_RATE`` (``600/min``) and ``API_THROTTLE_ORG_READ_RATE``
+  (``12000/min``), per organization, all its members' tokens together.
+
+``"<requests>/<sec|min|hour|day>"``; empty disables that budget. Read on every request, so an
+operator's change (or a test's) applies without a restart. The read default lets one token follow
+the ``openai-poll-after-ms`` hint (2 s by default) for 100 jobs at once. The deprecated
+``API_THROTTLE_TOKEN_RATE`` / ``API_THROTTLE_ORG_RATE``, when set (even empty), replace both budgets
+of their level with one shared budget, as before.
+
+Counting is a fixed window per counter, aligned to the clock (``floor(now / window)``); at most
+``<requests>`` pass in a window. The token's counter is checked first, and a request it refuses does
+not count against the organization (one member's runaway client does not spend the others'
+budget). Every throttled response carries OpenAI's ``x-ratelimit-limit-requests``,
+``x-ratelimit-remaining-requests`` and ``x-ratelimit-reset-requests`` (for the counter with the least
+left); a refused one is a 429 with ``Retry-After`` (the time left in the refusing window) in the
+API's error envelope (``apps.core.api``).
+
+Where counts live, atomically in both cases (a count is never lost to a concurrent request):
+
+- **Redis** (``REDIS_URL``; the default cache is django-redis): one Lua script (``INCR`` +
+  ``PEXPIRE`` per counter), one round trip, on ``django_redis.get_redis_connection``.
+- **Otherwise** (the embedded default): a small SQLite file, ``<MEDIAROUTER_VAR_DIR>/throttle.sqlite3``,
+  shared by the processes of the host: one ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` per
+  counter inside ``BEGIN IMMEDIATE``. Kept apart from the main database so that counting never
+  waits on its write lock.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from django.conf import settings
-from django.core.cache import cache, caches
+from django.core.cache import caches
+from django_redis import get_redis_connection
+from django_redis.cache import RedisCache
 from rest_framework.throttling import BaseThrottle
 
 DURATIONS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+KEY_PREFIX = "throttle_api_"
 
-# KEYS: the counters, in order. ARGV: limit and window (ms) of each. Stops at the first counter
-# over its limit: returns {index (1-based), ms left in its window}; {0, 0} when all allow.
-_SCRIPT = """
-for i, key in ipairs(KEYS) do
-  local n = redis.call('INCR', key)
-  local left = redis.call('PTTL', key)
-  if left < 0 then
-    left = tonumber(ARGV[2 * i])
-    redis.call('PEXPIRE', key, left)
-  end
-  if n > tonumber(ARGV[2 * i - 1]) then
-    return {i, left}
-  end
-end
-return {0, 0}
-"""
-
-_local = threading.local()
+_clock = time.time  # the window clock (wall time: shared by every process); tests move it
 
 
 @lru_cache(maxsize=64)
@@ -54,50 +65,201 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(num), DURATIONS[period.strip()[0]]
 
 
-def _redis_script():
-    """The registered Lua script on the default cache's Redis connection pool, or None when the
-    cache is not Django's RedisCache. One client per thread, built once (Django's RedisCache
-    builds a new ``redis.Redis`` for every operation)."""
-    backend = caches["default"]
-    cached = getattr(_local, "script", None)
-    if cached is not None and cached[0] is backend:
-        return cached[1]
-    script = None
-    client_factory = getattr(getattr(backend, "_cache", None), "get_client", None)
-    if type(backend).__name__ == "RedisCache" and client_factory is not None:
-        script = client_factory(write=True).register_script(_SCRIPT)
-    _local.script = (backend, script)
-    return script
+@dataclass(frozen=True)
+class Counter:
+    """One budget: ``limit`` requests per ``window`` seconds, counted under ``key``."""
+
+    key: str
+    limit: int
+    window: int
 
 
-def hit(counters: list[tuple[str, int, int]]) -> float | None:
-    """Count one request on each ``(key, limit, window seconds)``, in order. Returns None when
-    every counter allows it, else the seconds until the refusing counter's window ends."""
-    script = _redis_script()
-    if script is not None:
-        keys = [cache.make_and_validate_key(key) for key, _limit, _window in counters]
-        args = [v for _key, limit, window in counters for v in (limit, window * 1000)]
-        index, left_ms = script(keys=keys, args=args)
-        return None if index == 0 else max(int(left_ms), 1) / 1000
-    # Any other cache (the file cache of the embedded default): read, count, write. Not atomic
-    # across processes, like DRF's throttles were; Redis is the production setting.
-    now = time.time()
-    for key, limit, window in counters:
-        entry = cache.get(key)
-        ends, count = entry if isinstance(entry, tuple) and len(entry) == 2 else (0.0, 0)
-        if ends <= now:
-            ends, count = now + window, 0
-        count += 1
-        cache.set(key, (ends, count), timeout=max(ends - now, 1))
-        if count > limit:
-            return ends - now
-    return None
+@dataclass(frozen=True)
+class Outcome:
+    """A counted request: ``refused`` is the counter that refused it (None: allowed). ``limit``,
+    ``remaining`` and ``reset`` (seconds) describe the refusing counter, or the one with the least
+    left."""
+
+    refused: Counter | None
+    limit: int
+    remaining: int
+    reset: float
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit-requests": str(self.limit),
+            "x-ratelimit-remaining-requests": str(self.remaining),
+            "x-ratelimit-reset-requests": format_duration(self.reset),
+        }
+
+
+def format_duration(seconds: float) -> str:
+    """OpenAI's style for ``x-ratelimit-reset-*``: ``"120ms"``, ``"1.5s"``, ``"6m0s"``."""
+    if seconds < 1:
+        return f"{max(round(seconds * 1000), 1)}ms"
+    if seconds < 60:
+        return f"{round(seconds, 2):g}s"
+    minutes, rest = divmod(math.ceil(seconds), 60)
+    return f"{minutes}m{rest}s"
+
+
+# KEYS: the counters (window number included), in order. ARGV: limit and key lifetime (ms) of each.
+# Returns the count of each counter it incremented; stops after the first one over its limit.
+_SCRIPT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then
+    redis.call('PEXPIRE', key, ARGV[2 * i])
+  end
+  counts[i] = n
+  if n > tonumber(ARGV[2 * i - 1]) then
+    break
+  end
+end
+return counts
+"""
+
+
+class RedisCounters:
+    """Counters in the default cache's Redis (django-redis), one Lua call per request. Clients come
+    from ``django_redis.get_redis_connection`` (django-redis shares one connection pool per URL)."""
+
+    def __init__(self) -> None:
+        self._script = None  # redis-py's Script: EVALSHA, loading the script again after NOSCRIPT
+
+    def hit(self, counters: list[Counter], now: float) -> list[int]:
+        cache = caches["default"]
+        keys, args = [], []
+        for c in counters:
+            number = int(now // c.window)
+            keys.append(cache.make_and_validate_key(f"{c.key}:{number}"))
+            lifetime = (number + 1) * c.window - now + 1  # until the window ends, and a second
+            args += [c.limit, math.ceil(lifetime * 1000)]
+        client = get_redis_connection("default")
+        if self._script is None:
+            self._script = client.register_script(_SCRIPT)
+        return [int(n) for n in self._script(keys=keys, args=args, client=client)]
+
+    def clear(self) -> None:
+        """Forget every API throttle count (tests; an operator after changing rates)."""
+        client = get_redis_connection("default")
+        for key in client.scan_iter(match=caches["default"].make_key(f"{KEY_PREFIX}*"), count=1000):
+            client.delete(key)
+
+
+class SqliteCounters:
+    """Counters in a SQLite file shared by this host's processes (one connection per thread and
+    process). A row per counter (token or organization, and kind): its current window number and
+    its count in that window; rows are reused window after window, so the file stays small."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)  # autocommit; BEGIN by hand
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # counts, not money: no fsync per request
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS counters "
+            "(key TEXT PRIMARY KEY, window_no INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    # A newer window starts the count again; a request stamped with an older window (a process
+    # whose clock is behind) counts in the current one.
+    _UPSERT = (
+        "INSERT INTO counters (key, window_no, count) VALUES (?, ?, 1) ON CONFLICT (key) DO UPDATE SET "
+        "count = CASE WHEN excluded.window_no > window_no THEN 1 ELSE count + 1 END, "
+        "window_no = max(window_no, excluded.window_no) "
+        "RETURNING count"
+    )
+
+    def hit(self, counters: list[Counter], now: float) -> list[int]:
+        conn = self._connection()
+        counts = []
+        conn.execute("BEGIN IMMEDIATE")  # the write lock first: no reader-turned-writer deadlock
+        try:
+            for c in counters:
+                ((n,),) = conn.execute(self._UPSERT, (c.key, int(now // c.window))).fetchall()
+                counts.append(n)
+                if n > c.limit:
+                    break
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return counts
+
+    def clear(self) -> None:
+        """Forget every API throttle count (tests; an operator after changing rates)."""
+        self._connection().execute("DELETE FROM counters WHERE key LIKE ?", (f"{KEY_PREFIX}%",))
+
+
+_redis_counters = RedisCounters()
+_sqlite_counters: dict[Path, SqliteCounters] = {}
+
+
+def counter_store() -> RedisCounters | SqliteCounters:
+    """Redis when the default cache is django-redis, else the SQLite file in the var directory."""
+    if isinstance(caches["default"], RedisCache):
+        return _redis_counters
+    path = Path(settings.VAR_DIR) / "throttle.sqlite3"
+    store = _sqlite_counters.get(path)
+    if store is None:
+        store = _sqlite_counters.setdefault(path, SqliteCounters(path))
+    return store
+
+
+def hit(counters: list[Counter]) -> Outcome:
+    """Count one request on each counter, in order, up to the first that refuses it."""
+    now = _clock()
+    outcomes = []
+    for c, n in zip(counters, counter_store().hit(counters, now), strict=False):
+        reset = (int(now // c.window) + 1) * c.window - now
+        if n > c.limit:
+            return Outcome(refused=c, limit=c.limit, remaining=0, reset=reset)
+        outcomes.append(Outcome(refused=None, limit=c.limit, remaining=c.limit - n, reset=reset))
+    return min(outcomes, key=lambda o: (o.remaining, -o.reset))
+
+
+def budget(level: str, kind: str) -> tuple[str | None, str]:
+    """``(rate, counter kind)`` of one budget; ``level`` is ``"token"`` or ``"org"``, ``kind``
+    ``"create"`` or ``"read"``. The deprecated per-level setting, when set, is one budget for both
+    kinds (counter kind ``"all"``)."""
+    legacy = getattr(settings, f"API_THROTTLE_{level.upper()}_RATE", None)
+    if legacy is not None:
+        return legacy, "all"
+    name = f"API_THROTTLE_ORG_{kind.upper()}_RATE" if level == "org" else f"API_THROTTLE_{kind.upper()}_RATE"
+    return getattr(settings, name, None), kind
+
+
+def request_kind(request) -> str:
+    return "read" if request.method in READ_METHODS else "create"
+
+
+def counters_for(token, kind: str) -> list[Counter]:
+    """The token's counters for a request of this kind: the token's first, then its organization's."""
+    counters = []
+    for level, ident in (("token", token.public_id), ("org", token.organization_id)):
+        rate, counted_as = budget(level, kind)
+        if rate:
+            limit, window = parse_rate(rate)
+            counters.append(Counter(f"{KEY_PREFIX}{level}_{counted_as}_{ident}", limit, window))
+    return counters
 
 
 class ApiRateThrottle(BaseThrottle):
-    """Requests per API token (``API_THROTTLE_TOKEN_RATE``) and per organization, all its members'
-    tokens together (``API_THROTTLE_ORG_RATE``). Keys: ``throttle_api_token_<token public id>``
-    and ``throttle_api_org_<organization id>``."""
+    """Creates and reads per API token and per organization (all its members' tokens together); see
+    the module's docstring for the settings. Keys: ``throttle_api_<token|org>_<create|read>_<token
+    public id | organization id>``. The outcome's headers are put on the response by
+    ``apps.core.api.OrgScopedAPIView``."""
 
     def __init__(self) -> None:
         self._wait: float | None = None
@@ -106,19 +268,15 @@ class ApiRateThrottle(BaseThrottle):
         token = getattr(request, "auth", None)
         if token is None or getattr(token, "organization_id", None) is None:
             return True  # unauthenticated requests are refused (401) before throttling matters
-        counters = []
-        for setting, key in (
-            ("API_THROTTLE_TOKEN_RATE", f"throttle_api_token_{token.public_id}"),
-            ("API_THROTTLE_ORG_RATE", f"throttle_api_org_{token.organization_id}"),
-        ):
-            rate = getattr(settings, setting, None)
-            if rate:
-                limit, window = parse_rate(rate)
-                counters.append((key, limit, window))
+        counters = counters_for(token, request_kind(request))
         if not counters:
             return True
-        self._wait = hit(counters)
-        return self._wait is None
+        outcome = hit(counters)
+        request.ratelimit_headers = outcome.headers()
+        if outcome.refused is None:
+            return True
+        self._wait = outcome.reset
+        return False
 
     def wait(self) -> float | None:
         return self._wait

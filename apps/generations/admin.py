@@ -1,21 +1,25 @@
-"""The operators' console for generations and the ledger. Read-only views; every change goes
-through apps.generations.operations (the same state machine, ledger and audit log as the app)."""
+"""The operators' console for generations (the ledger's is apps.billing.admin). Read-only views;
+every change goes through apps.generations.operations (the same state machine, ledger and audit
+log as the app)."""
 
 from __future__ import annotations
 
-from datetime import date
-
 from django.contrib import admin, messages
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncMonth
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from apps.accounts.admin import organization_panel
+from apps.accounts.models import Organization
+from apps.billing.admin import UsageEntryInline
+from apps.core.downloads import stored_file_response
 from apps.core.errors import ApplicationError
-from apps.generations import api, operations
-from apps.generations.models import Generation, GenerationEvent, UsageEntry
+from apps.generations import operations, selectors
+from apps.generations.models import Generation, GenerationEvent
+from apps.providers import registry
 
 
 class HasErrorFilter(admin.SimpleListFilter):
@@ -43,20 +47,6 @@ class GenerationEventInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return GenerationEvent.all_orgs.all()
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
-class UsageEntryInline(admin.TabularInline):
-    model = UsageEntry
-    extra = 0
-    can_delete = False
-    fields = ("created_at", "kind", "amount", "user", "price_version", "period", "note")
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return UsageEntry.all_orgs.select_related("user")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -97,8 +87,12 @@ class GenerationAdmin(admin.ModelAdmin):
             "Request",
             {
                 "fields": (
+                    "requested_model",
                     "provider",
                     "model",
+                    "substituted_from",
+                    "attempts",
+                    "audio",
                     "prompt",
                     "seconds",
                     "size",
@@ -128,7 +122,7 @@ class GenerationAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Cost", {"fields": ("estimated_cost", "final_cost", "price_version")}),
+        ("Cost", {"fields": ("estimated_cost", "final_cost", "price_version", "provider_usage")}),
         ("Stored video", {"fields": ("stored_file", "bytes", "sha256", "content_type", "thumbnail_file")}),
         ("Times", {"fields": ("created_at", "submitted_at", "completed_at", "updated_at", "deleted_at")}),
     )
@@ -149,7 +143,11 @@ class GenerationAdmin(admin.ModelAdmin):
     def key_used(self, obj: Generation) -> str:
         key = obj.provider_key
         if key is None:
-            return "—" if obj.provider == "sandbox" else "(deleted)"
+            try:
+                needs_key = registry.get_provider_class(obj.provider, allow_disabled=True).requires_key
+            except registry.UnknownProvider:
+                needs_key = True
+            return "(deleted)" if needs_key else "—"
         return f"{key.public_id} {key.provider} …{key.last4} ({key.status})"
 
     @admin.display(description="stored file")
@@ -166,15 +164,29 @@ class GenerationAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.content_view),
                 name="generations_generation_content",
             ),
+            path("cost-drift/", self.admin_site.admin_view(self.cost_drift_view), name="generations_cost_drift"),
             *super().get_urls(),
         ]
+
+    def cost_drift_view(self, request):
+        """Where MediaRouter's charges differ from what suppliers report they billed
+        (``selectors.cost_drift``). Every organization's jobs: the generations' view permission."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Cost drift: our charges against what suppliers report",
+            "rows": selectors.cost_drift(),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/generations/generation/cost_drift.html", context)
 
     def content_view(self, request, pk: int):
         gen = Generation.all_orgs.filter(pk=pk).first()
         if gen is None or not self.has_view_permission(request, gen):
             raise Http404
         try:
-            return api.content_response(gen)
+            return stored_file_response(selectors.generation_file(generation=gen))
         except ApplicationError as exc:
             raise Http404(exc.message) from None
 
@@ -225,77 +237,9 @@ class GenerationAdmin(admin.ModelAdmin):
         )
 
 
-@admin.register(UsageEntry)
-class UsageEntryAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "organization", "user", "kind", "amount", "provider", "model", "generation", "period")
-    list_filter = ("kind", "provider", "model", "period", "organization")
-    search_fields = ("generation__public_id", "user__email", "organization__slug", "note")
-    list_select_related = ("organization", "user", "generation")
-    date_hierarchy = "created_at"
-    readonly_fields = (
-        "created_at",
-        "organization",
-        "user",
-        "generation",
-        "kind",
-        "amount",
-        "provider",
-        "model",
-        "seconds",
-        "price_version",
-        "period",
-        "note",
-    )
-    change_list_template = "admin/generations/usageentry/change_list.html"
-
-    def get_queryset(self, request):
-        return UsageEntry.all_orgs.all()
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # append-only
-
-    def get_urls(self):
-        return [
-            path("totals/", self.admin_site.admin_view(self.totals_view), name="generations_usageentry_totals"),
-            *super().get_urls(),
-        ]
-
-    def totals_view(self, request):
-        """Monthly totals per organization and per member: spent (charges less refunds) and still
-        reserved (open holds)."""
-        months = UsageEntry.all_orgs.annotate(month=TruncMonth("period"))
-        spent = Q(kind__in=["charge", "refund"])
-        reserved = Q(kind__in=["hold", "release"])
-        by_org = (
-            months.values("month", "organization__slug", "organization__name")
-            .annotate(
-                spent=Sum("amount", filter=spent),
-                reserved=Sum("amount", filter=reserved),
-                videos=Count("id", filter=Q(kind="charge")),
-            )
-            .order_by("-month", "organization__slug")[:500]
-        )
-        by_member = (
-            months.values("month", "organization__slug", "user__email")
-            .annotate(
-                spent=Sum("amount", filter=spent),
-                reserved=Sum("amount", filter=reserved),
-                videos=Count("id", filter=Q(kind="charge")),
-            )
-            .order_by("-month", "organization__slug", "user__email")[:2000]
-        )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Ledger totals by month",
-            "by_org": list(by_org),
-            "by_member": list(by_member),
-            "today": date.today(),
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/generations/usageentry/totals.html", context)
+@organization_panel
+@admin.display(description="storage used")
+def storage_used(obj: Organization) -> str:
+    if obj.pk is None:
+        return "—"
+    return filesizeformat(selectors.organization_storage_bytes(org=obj))

@@ -1,16 +1,17 @@
 """Forms for the generation pages. They parse input only: the catalog rules, budgets and image
-checks live in the services, whose errors are put back on the field they name."""
+checks live in the services, whose errors are put back on the field they name. (The usage page's
+form is apps.billing.forms.)"""
 
 from __future__ import annotations
 
-from datetime import date
-
 from django import forms
 
-from apps.core.errors import ApplicationError
+from apps.accounts.models import Organization
+from apps.core.errors import ApplicationError, ValidationFailed
 from apps.generations.models import Generation, State
+from apps.generations.resolve import GenerationRequest, ResolvedRequest, resolve_request
 from apps.generations.selectors import GenerationFilters, ModelGroup
-from apps.generations.services import PROMPT_MAX, ValidationFailed
+from apps.generations.services import PROMPT_MAX
 from apps.providers import catalog, registry
 
 # the services name request fields the API's way; the playground's fields are named for people
@@ -52,33 +53,73 @@ class PlaygroundForm(forms.Form):
     )
     remix_of = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args, groups: list[ModelGroup], remix: Generation | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        org: Organization,
+        groups: list[ModelGroup],
+        remix: Generation | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.remix = remix
-        self.fields["model"].choices = [(g.label, [(m.id, model_label(m)) for m in g.models]) for g in groups]
-        models = {m.id: m for g in groups for m in g.models}
+        self.fields["model"].choices = [(g.label, [(o.value, o.label) for o in g.options]) for g in groups]
+        options = {o.value: o for g in groups for o in g.options}
         wanted = self.data.get("model") if self.is_bound else self.initial.get("model")
-        first = next((m for m in models.values() if not m.deprecated), next(iter(models.values()), None))
-        self.model_info: catalog.ModelInfo | None = models.get(wanted or "", first)
+        first = next((o for o in options.values() if not o.model.deprecated), next(iter(options.values()), None))
+        chosen = options.get(wanted or "", first)
+        listed: catalog.ModelInfo | None = chosen.model if chosen else None
+        self.model_value = chosen.value if chosen else ""
+        # the settings on screen, resolved for the live estimate (not validated: the member is still
+        # choosing, and the image may come later; the create service resolves what is submitted)
+        self.resolved: ResolvedRequest | None = None
+        self.model_info: catalog.ModelInfo | None = None
         self.seconds_value, self.size_value = "", ""
         if remix is not None:
             # a remix keeps its source's model, duration and size: only the prompt is asked for
-            self.model_info = catalog.get_model(remix.model)
+            self.resolved = resolve_request(
+                org=org,
+                request=GenerationRequest(model=remix.model, prompt="", seconds=remix.seconds, size=remix.size),
+                remix_of=remix,
+                validate=False,
+            )
+            self.model_info = self.resolved.model
             for name in ("model", "seconds", "size"):
                 self.fields[name].required = False
             self.initial.setdefault("remix_of", remix.public_id)
             self.initial.setdefault("prompt", remix.prompt)
             self.seconds_value, self.size_value = str(remix.seconds), remix.size
             return
-        model = self.model_info
-        if model is None:
+        if listed is None:
             return
-        self.fields["seconds"].widget.choices = [(s, f"{s} seconds") for s in model.seconds]
-        self.fields["size"].widget.choices = [(s, size_label(model, s)) for s in model.sizes]
-        self.seconds_value = self._pick("seconds", [str(s) for s in model.seconds], str(model.default_seconds))
-        self.size_value = self._pick("size", list(model.sizes), model.default_size)
+        self.fields["seconds"].widget.choices = [(s, f"{s} seconds") for s in listed.seconds]
+        self.fields["size"].widget.choices = [(s, size_label(listed, s)) for s in listed.sizes]
+        self.seconds_value = self._pick("seconds", [str(s) for s in listed.seconds], str(listed.default_seconds))
+        self.size_value = self._pick("size", list(listed.sizes), listed.default_size)
+        self.resolved = resolve_request(
+            org=org,
+            request=GenerationRequest(
+                model=self.model_value, prompt="", seconds=int(self.seconds_value), size=self.size_value
+            ),
+            validate=False,
+        )
+        self.model_info = self.resolved.model
         if not self.is_bound:
-            self.initial.update(model=model.id, seconds=self.seconds_value, size=self.size_value)
+            self.initial.update(model=self.model_value, seconds=self.seconds_value, size=self.size_value)
+
+    @property
+    def runs_on(self) -> str:
+        """ "Runs on fal" for a routed choice, with the suppliers skipped and why."""
+        route = self.resolved.route if self.resolved is not None else None
+        if route is None or route.pinned or len(route.candidates) < 2 or self.model_info is None:
+            return ""
+        label = registry.PROVIDERS.get(self.model_info.provider, (self.model_info.provider,))[0]
+        skipped = [
+            f"{registry.PROVIDERS.get(c.supplier, (c.supplier,))[0]}: {c.reason}"
+            for c in route.candidates
+            if c.reason and c.supplier != self.model_info.provider and "key" not in c.reason
+        ]
+        return f"Will run on {label}" + (f" ({'; '.join(skipped)})" if skipped else "") + "."
 
     def _pick(self, name: str, allowed: list[str], default: str) -> str:
         source = self.data if self.is_bound else self.initial
@@ -87,9 +128,7 @@ class PlaygroundForm(forms.Form):
 
     @property
     def estimate(self):
-        if self.model_info is None or not self.seconds_value:
-            return None
-        return catalog.estimate_cost(self.model_info, seconds=int(self.seconds_value), size=self.size_value)
+        return self.resolved.estimate if self.resolved is not None else None
 
     def add_service_error(self, exc: ApplicationError) -> None:
         errors = exc.errors if isinstance(exc, ValidationFailed) else {exc.param: exc.message}
@@ -132,25 +171,3 @@ class GalleryFilterForm(forms.Form):
             created_to=data.get("date_to"),
             search=(data.get("q") or "").strip() or None,
         )
-
-
-class UsageRangeForm(forms.Form):
-    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-
-    MAX_DAYS = 366
-
-    def clean(self):
-        cleaned = super().clean()
-        start, end = cleaned.get("start"), cleaned.get("end")
-        if start and end:
-            if end < start:
-                self.add_error("end", "The end date must not be before the start date.")
-            elif (end - start).days >= self.MAX_DAYS:
-                self.add_error("start", f"The range is limited to {self.MAX_DAYS} days.")
-        return cleaned
-
-    def range(self, default: tuple[date, date]) -> tuple[date, date]:
-        if self.is_valid():
-            return self.cleaned_data["start"], self.cleaned_data["end"]
-        return default

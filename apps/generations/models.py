@@ -21,10 +21,22 @@ TERMINAL_STATES = (State.COMPLETED, State.FAILED, State.CANCELED)
 ACTIVE_STATES = (State.CREATED, State.SUBMITTING, State.QUEUED, State.IN_PROGRESS, State.DOWNLOADING)
 POLLING_STATES = (State.QUEUED, State.IN_PROGRESS)
 
+# The status members are told (the native API, messages): the working states collapse into three.
+NATIVE_STATUS = {
+    State.CREATED: "queued",
+    State.SUBMITTING: "queued",
+    State.QUEUED: "queued",
+    State.IN_PROGRESS: "in_progress",
+    State.DOWNLOADING: "in_progress",
+    State.COMPLETED: "completed",
+    State.FAILED: "failed",
+    State.CANCELED: "canceled",
+}
+
 
 class Generation(TenantScopedModel):
     """One video job, from request to stored file. Every state change is a conditional UPDATE on
-    the expected current state (see services._transition), so racing workers cannot both act.
+    the expected current state (see engine.transition), so racing workers cannot both act.
 
     ``next_poll_at`` is the engine's lease and alarm clock: the dispatcher picks up every active
     generation whose time has come, whatever its state, so a lost message or a killed worker only
@@ -37,8 +49,15 @@ class Generation(TenantScopedModel):
     provider_key = models.ForeignKey(
         "api_keys.ProviderKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="generations"
     )
-    provider = models.CharField(max_length=20)
-    model = models.CharField(max_length=60)
+    provider = models.CharField(max_length=20, help_text="The supplier that runs (or ran) the job")
+    model = models.CharField(max_length=60, help_text="The canonical model id")
+    # what the member asked for: a canonical id (routed; may fall back to another supplier) or a
+    # qualified "supplier/model" (pinned, never moved); empty for rows from before the router
+    requested_model = models.CharField(max_length=80, blank=True)
+    # the suppliers tried before the current one: [{"supplier", "outcome", "message", "price", "at"}]
+    attempts = models.JSONField(default=list, blank=True)
+    substituted_from = models.CharField(max_length=60, blank=True, help_text="Retired model an org rule replaced")
+    audio = models.BooleanField(null=True, blank=True, help_text="Sound on/off as asked (None: the model's default)")
 
     # the request
     prompt = models.TextField()
@@ -57,6 +76,10 @@ class Generation(TenantScopedModel):
     state = models.CharField(max_length=12, choices=State.choices, default=State.CREATED, db_index=True)
     progress = models.PositiveSmallIntegerField(null=True, blank=True)
     provider_job_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # adapter-owned data the submit returned (fal's status/response/cancel URLs), passed back as is
+    provider_job_data = models.JSONField(default=dict, blank=True)
+    # what the provider reported it bills for the job (units, tokens, predict time, cost), as reported
+    provider_usage = models.JSONField(default=dict, blank=True)
     provider_status = models.CharField(max_length=40, blank=True)
     submit_uncertain = models.BooleanField(default=False)
     output_url = models.TextField(blank=True, help_text="Provider's download URL (expires); never shown to users")
@@ -113,6 +136,16 @@ class Generation(TenantScopedModel):
         return self.state in ACTIVE_STATES
 
     @property
+    def supplier_model(self) -> str:
+        """``supplier/model``: where the job runs, as the OpenAI shape names the model."""
+        return f"{self.provider}/{self.model}"
+
+    @property
+    def pinned(self) -> bool:
+        """Asked for one supplier by name: never moved to another."""
+        return "/" in self.requested_model
+
+    @property
     def is_remix(self) -> bool:
         return self.remix_of_id is not None
 
@@ -136,47 +169,29 @@ class GenerationEvent(models.Model):
         return f"{self.generation_id}: {self.from_state} -> {self.to_state}"
 
 
-class EntryKind(models.TextChoices):
-    HOLD = "hold", "Hold"
-    RELEASE = "release", "Release"
-    CHARGE = "charge", "Charge"
-    REFUND = "refund", "Refund"
+class RoutingPolicy(TenantScopedModel):
+    """How an organization's requests for a canonical model choose among its suppliers
+    (``apps.generations.routing``). No row: the catalog's default order, no resubmits."""
 
+    class Order(models.TextChoices):
+        CATALOG = "catalog", "Catalog order (the models' makers first, then aggregators)"
+        DIRECT_FIRST = "direct_first", "Direct suppliers first"
+        CHEAPEST = "cheapest", "Cheapest first"
+        EXPLICIT = "explicit", "An explicit order of suppliers"
 
-class UsageEntry(TenantScopedModel):
-    """The append-only cost ledger. Amounts are signed USD: a hold reserves (+), its release
-    returns it (-), a charge spends (+), a refund gives back (-). ``SUM(amount)`` over a period is
-    what is spent or reserved, which is what budgets are checked against; every hold is matched by
-    exactly one release. ``period`` is the month of the generation, so a job spanning midnight at
-    the end of a month stays in one month."""
-
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="usage_entries")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_entries")
-    generation = models.ForeignKey(Generation, on_delete=models.PROTECT, related_name="usage_entries")
-    kind = models.CharField(max_length=10, choices=EntryKind.choices)
-    amount = models.DecimalField(max_digits=12, decimal_places=4)
-    provider = models.CharField(max_length=20)
-    model = models.CharField(max_length=60)
-    seconds = models.PositiveIntegerField()
-    price_version = models.CharField(max_length=60, blank=True)
-    period = models.DateField(help_text="First day of the month this entry counts in")
-    note = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-        indexes = [
-            models.Index(fields=["organization", "period"], name="usage_org_period"),
-            models.Index(fields=["organization", "user", "period"], name="usage_org_user_period"),
-        ]
-        constraints = [
-            # a generation has at most one hold, one release and one charge (refunds may repeat)
-            models.UniqueConstraint(
-                fields=["generation", "kind"],
-                condition=models.Q(kind__in=["hold", "release", "charge"]),
-                name="one_ledger_entry_per_kind",
-            )
-        ]
+    organization = models.OneToOneField(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="routing_policy"
+    )
+    order = models.CharField(max_length=20, choices=Order.choices, default=Order.CATALOG)
+    suppliers = models.JSONField(default=list, blank=True, help_text="Supplier slugs, for the explicit order")
+    per_model = models.JSONField(default=dict, blank=True, help_text="Canonical model id -> supplier slugs")
+    resubmit_on_supplier_failure = models.BooleanField(
+        default=False,
+        help_text="Resubmit to the next supplier when one fails a job for its own reasons (never for content)",
+    )
+    substitutions = models.JSONField(default=dict, blank=True, help_text="Retired model id -> replacement id")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount} for {self.generation_id}"
+        return f"routing for {self.organization_id}: {self.order}"

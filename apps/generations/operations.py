@@ -1,7 +1,7 @@
 """Operator actions and housekeeping: what the Django admin and the maintenance commands call.
 
-They go through the same state machine as everything else (``services._transition``,
-``services._fail``, the ledger) and each records an audit event. They work across organizations,
+They go through the same state machine as everything else (``engine.transition``,
+``engine.fail``, the ledger) and each records an audit event. They work across organizations,
 so each one activates the generation's own organization scope.
 """
 
@@ -17,10 +17,11 @@ from django.utils import timezone
 
 from apps.accounts.models import Organization
 from apps.audit.services import audit_record
+from apps.billing import ledger
 from apps.core.errors import ApplicationError
 from apps.core.scoping import org_scope
-from apps.generations import ledger, services, storage
-from apps.generations.models import ACTIVE_STATES, EntryKind, Generation, State, UsageEntry
+from apps.generations import engine, services, storage
+from apps.generations.models import ACTIVE_STATES, Generation, State
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def generation_retry(*, generation: Generation, operator) -> str:
                 step, to = "poll", State.QUEUED
             else:
                 step, to = "submit", State.CREATED
-            moved = services._transition(
+            moved = engine.transition(
                 generation,
                 from_states=[State.FAILED, *ACTIVE_STATES],
                 to=to,
@@ -52,13 +53,13 @@ def generation_retry(*, generation: Generation, operator) -> str:
                 transient_errors=0,
                 completed_at=None,
                 deadline_at=deadline,
-                next_poll_at=services._alarm(0),
+                next_poll_at=engine.alarm(0),
             )
             if not moved:
                 raise ApplicationError("The generation changed meanwhile; reload and try again.", code="conflict")
-            if not UsageEntry.objects.filter(generation=generation, kind=EntryKind.HOLD).exists():
+            if not ledger.has_hold(generation):
                 ledger.hold(generation)
-            services._schedule(step, generation, 0)
+            engine.schedule(step, generation, 0)
             audit_record(
                 org=generation.organization,
                 actor=operator,
@@ -72,7 +73,7 @@ def generation_retry(*, generation: Generation, operator) -> str:
 def generation_operator_cancel(*, generation: Generation, operator) -> None:
     with org_scope(generation.organization):
         generation.refresh_from_db()
-        services.cancel(generation, reason=f"Canceled by operator {operator.email}.")
+        services.generation_cancel_unchecked(generation=generation, reason=f"Canceled by operator {operator.email}.")
         audit_record(
             org=generation.organization, actor=operator, action="generation.canceled", target=generation.public_id
         )
@@ -83,7 +84,7 @@ def generation_mark_failed(*, generation: Generation, operator, reason: str) -> 
     reason = reason.strip() or "Marked failed by an operator."
     with org_scope(generation.organization):
         generation.refresh_from_db()
-        if not services._fail(generation, code="operator_failed", message=reason):
+        if not engine.fail(generation, code="operator_failed", message=reason):
             raise ApplicationError("Only an unfinished generation can be marked failed.", code="invalid_state")
         audit_record(
             org=generation.organization,
@@ -97,18 +98,9 @@ def generation_mark_failed(*, generation: Generation, operator, reason: str) -> 
 def generation_refund(*, generation: Generation, operator, amount: Decimal | None = None, note: str = "") -> Decimal:
     """Refund (part of) a charge as a new ledger entry; the charge itself stays."""
     with org_scope(generation.organization), transaction.atomic():
-        charged = (
-            UsageEntry.objects.filter(generation=generation, kind=EntryKind.CHARGE)
-            .values_list("amount", flat=True)
-            .first()
-        )
-        refunded = -sum(
-            UsageEntry.objects.filter(generation=generation, kind=EntryKind.REFUND).values_list("amount", flat=True),
-            Decimal("0"),
-        )
-        if not charged:
+        left = ledger.refundable(generation)
+        if left is None:
             raise ApplicationError("This generation has no charge to refund.", code="nothing_to_refund")
-        left = charged - refunded
         amount = left if amount is None else amount
         if amount <= 0 or amount > left:
             raise ApplicationError(f"A refund must be more than 0 and at most ${left}.", param="amount")
@@ -133,14 +125,6 @@ class Finding:
     action: str
 
 
-STEP_FUNCTIONS = {
-    "submit": services.generation_submit,
-    "reconcile": services.generation_reconcile_submit,
-    "poll": services.generation_poll,
-    "download": services.generation_download,
-}
-
-
 def find_stuck(*, now=None, limit: int = 1000) -> list[Finding]:
     """Active generations whose next step is overdue (a dead worker, a lost message), uncertain
     submits, and jobs past their deadline."""
@@ -160,7 +144,7 @@ def find_stuck(*, now=None, limit: int = 1000) -> list[Finding]:
         else:
             late = (now - gen.next_poll_at).total_seconds()
             problem = f"{gen.state}, step overdue by {late:.0f}s"
-        findings.append(Finding(gen, problem, services.STEP_FOR_STATE[gen.state]))
+        findings.append(Finding(gen, problem, engine.STEP_FOR_STATE[gen.state]))
     return findings
 
 
@@ -177,7 +161,7 @@ def reconcile(*, dry_run: bool = False, now=None) -> list[Finding]:
                 next_poll_at=timezone.now() + timedelta(seconds=60)
             )
             if claimed:
-                STEP_FUNCTIONS[finding.action](generation_id=gen.pk)
+                engine.STEPS[finding.action](generation_id=gen.pk)
     return findings
 
 
@@ -210,5 +194,5 @@ def purge_media(*, older_than_days: int | None, dry_run: bool = False, now=None)
             storage.delete(key)
         Generation.all_orgs.filter(pk=gen.pk).update(video_file="", thumbnail_file="", input_image="")
         with org_scope(gen.organization):
-            services._note(gen, "Stored files purged by retention.")
+            engine.note(gen, "Stored files purged by retention.")
     return found

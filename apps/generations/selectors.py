@@ -1,25 +1,26 @@
-"""Reads for generations and usage. Every function takes the organization."""
+"""Reads for generations. Every function takes the organization (or a generation of it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
-from django.utils import timezone
+from django.db.models import Q, QuerySet, Sum
 
-from apps.accounts.models import Membership, Organization
+from apps.accounts.models import Organization
 from apps.api_keys import selectors as key_selectors
 from apps.api_keys.models import KeyStatus
+from apps.core.dates import start_of_day
+from apps.core.downloads import Download
+from apps.core.errors import NotFound
 from apps.core.prepared import PreparedGet
 from apps.core.scoping import scoped_organization_id
-from apps.generations import ledger
-from apps.generations.models import EntryKind, Generation, GenerationEvent, State, UsageEntry
+from apps.generations import routing
+from apps.generations.models import NATIVE_STATUS, Generation, GenerationEvent, RoutingPolicy, State
 from apps.providers import catalog, registry
 
-ZERO = Decimal("0")
+ZERO_USD = Decimal("0")
 
 
 def generation_queryset(*, org: Organization) -> QuerySet[Generation]:
@@ -77,9 +78,9 @@ def generation_list(*, org: Organization, filters: GenerationFilters | None = No
     if f.state:
         qs = qs.filter(state=f.state)
     if f.created_from:
-        qs = qs.filter(created_at__gte=_start_of(f.created_from))
+        qs = qs.filter(created_at__gte=start_of_day(f.created_from))
     if f.created_to:
-        qs = qs.filter(created_at__lt=_start_of(f.created_to + timedelta(days=1)))
+        qs = qs.filter(created_at__lt=start_of_day(f.created_to + timedelta(days=1)))
     if f.search:
         qs = qs.filter(prompt__icontains=f.search)
     return qs.order_by("-created_at", "-id")
@@ -112,144 +113,224 @@ def generation_events(*, generation: Generation) -> list[GenerationEvent]:
     return list(GenerationEvent.objects.filter(generation=generation))
 
 
-def _start_of(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+IMAGE_CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 
-@dataclass
-class UsageReport:
-    start: date
-    end: date
-    total_cost: Decimal = ZERO
-    reserved: Decimal = ZERO
-    count: int = 0
-    completed: int = 0
-    failed: int = 0
-    seconds: int = 0
-    by_provider: list[dict] = field(default_factory=list)
-    by_model: list[dict] = field(default_factory=list)
-    by_member: list[dict] = field(default_factory=list)
-    by_day: list[dict] = field(default_factory=list)
-
-    @property
-    def success_rate(self) -> float | None:
-        finished = self.completed + self.failed
-        return self.completed / finished if finished else None
+def generation_file(*, generation: Generation, variant: str = "video") -> Download:
+    """The stored video (or its thumbnail) to serve: its key, download name and type. NotFound
+    until the video is completed and stored (the caller has checked the organization)."""
+    key = generation.video_file if variant == "video" else generation.thumbnail_file
+    if generation.state != State.COMPLETED or not key:
+        what = "video" if variant == "video" else "thumbnail"
+        raise NotFound(f"This generation has no stored {what} (status: {NATIVE_STATUS[generation.state]}).")
+    extension = key.rsplit(".", 1)[-1]
+    if variant == "video":
+        content_type = generation.content_type or "video/mp4"
+    else:
+        content_type = IMAGE_CONTENT_TYPES.get(extension, "image/jpeg")
+    return Download(key=key, filename=f"{generation.public_id}.{extension}", content_type=content_type)
 
 
-def usage_report(*, org: Organization, start: date, end: date, user=None) -> UsageReport:
-    """Costs from the ledger (charges and refunds), counts from generations, for [start, end]."""
-    since, until = _start_of(start), _start_of(end + timedelta(days=1))
-    entries = UsageEntry.objects.filter(organization=org, created_at__gte=since, created_at__lt=until)
-    gens = Generation.objects.filter(organization=org, created_at__gte=since, created_at__lt=until)
-    if user is not None:
-        entries, gens = entries.filter(user=user), gens.filter(user=user)
-    spent = entries.filter(kind__in=[EntryKind.CHARGE, EntryKind.REFUND])
-    report = UsageReport(start=start, end=end)
-    report.total_cost = spent.aggregate(t=Sum("amount"))["t"] or ZERO
-    report.reserved = (
-        entries.filter(kind__in=[EntryKind.HOLD, EntryKind.RELEASE]).aggregate(t=Sum("amount"))["t"] or ZERO
-    )
-    counts = gens.aggregate(
-        count=Count("id"),
-        completed=Count("id", filter=Q(state=State.COMPLETED)),
-        failed=Count("id", filter=Q(state__in=[State.FAILED, State.CANCELED])),
-        seconds=Sum("seconds", filter=Q(state=State.COMPLETED)),
-    )
-    report.count, report.completed, report.failed = counts["count"], counts["completed"], counts["failed"]
-    report.seconds = counts["seconds"] or 0
-    report.by_provider = list(
-        spent.values("provider")
-        .annotate(cost=Sum("amount"), videos=Count("id", filter=Q(kind=EntryKind.CHARGE)))
-        .order_by("-cost")
-    )
-    report.by_model = list(
-        spent.values("provider", "model")
-        .annotate(cost=Sum("amount"), videos=Count("id", filter=Q(kind=EntryKind.CHARGE)))
-        .order_by("-cost")
-    )
-    report.by_member = list(
-        spent.values("user__email")
-        .annotate(cost=Sum("amount"), videos=Count("id", filter=Q(kind=EntryKind.CHARGE)))
-        .order_by("-cost")
-    )
-    report.by_day = list(
-        spent.annotate(day=TruncDate("created_at")).values("day").annotate(cost=Sum("amount")).order_by("day")
-    )
-    return report
+# --- pages: the playground's model picker -------------------------------------------------
 
 
-# --- pages: the playground's model picker, budgets, the usage export ------------------------
+@dataclass(frozen=True)
+class ModelOption:
+    """One choice of the Playground's model picker: a canonical id (routed: ``model`` is where it
+    runs now) or a ``supplier/model`` id (pinned)."""
+
+    value: str
+    label: str
+    model: catalog.ModelInfo
+    routed: bool = False
 
 
 @dataclass(frozen=True)
 class ModelGroup:
-    """The models of one provider the organization can generate with (for an ``<optgroup>``)."""
+    """One model family the organization can generate with (for an ``<optgroup>``)."""
 
-    provider: str
     label: str
-    models: list[catalog.ModelInfo]
+    options: list[ModelOption]
+
+    @property
+    def models(self) -> list[catalog.ModelInfo]:
+        return [o.model for o in self.options]
+
+
+def supplier_keys(*, org: Organization, keys=None) -> dict[str, tuple[str, str, dict]]:
+    """``{provider: (key public id, status, details)}`` of the key the organization would use with
+    each provider (its default, else its oldest), for the router. One query (none when ``keys``
+    given)."""
+    if keys is None:
+        keys = key_selectors.provider_key_list(org=org)
+    chosen: dict[str, object] = {}
+    for key in sorted(keys, key=lambda k: (not k.is_default, k.created_at)):
+        chosen.setdefault(key.provider, key)
+    return {slug: (key.public_id, key.status, dict(key.details or {})) for slug, key in chosen.items()}
+
+
+def routing_policy(*, org: Organization) -> routing.Policy:
+    """The organization's routing policy in plain form (the catalog's default when it set none)."""
+    row = RoutingPolicy.objects.filter(organization=org).first()
+    if row is None:
+        return routing.Policy()
+    return routing.Policy(
+        order=row.order,
+        suppliers=tuple(row.suppliers or ()),
+        per_model={k: tuple(v) for k, v in (row.per_model or {}).items()},
+        resubmit_on_supplier_failure=row.resubmit_on_supplier_failure,
+        substitutions=dict(row.substitutions or {}),
+    )
+
+
+def route_for(*, org: Organization, model_id: str, cost_of=None, policy=None, keys=None) -> routing.Route:
+    """The router's view of ``model_id`` for this organization now (two queries at most)."""
+    return routing.route(
+        model_id=model_id,
+        policy=policy if policy is not None else routing_policy(org=org),
+        keys=keys if keys is not None else supplier_keys(org=org),
+        cost_of=cost_of,
+    )
+
+
+def usable_providers(*, keys) -> set[str]:
+    """The enabled providers an organization can generate with, given its provider keys: those
+    that need no key (the sandbox), and those with a valid or not yet verified key."""
+    keyed = {k.provider for k in keys if k.status != KeyStatus.INVALID}
+    return {
+        slug for slug in registry.enabled_slugs() if slug in keyed or not registry.get_provider_class(slug).requires_key
+    }
+
+
+def _per_second(model: catalog.ModelInfo) -> str:
+    low, high = model.price_range()
+    if high == 0:
+        return "free"
+    return f"${low:.2f}/s" if low == high else f"${low:.2f} to {high:.2f}/s"
 
 
 def playground_models(*, org: Organization) -> list[ModelGroup]:
-    """Models the organization can use, grouped by provider in registry order: providers with a
-    valid or not yet verified key, and providers that need no key (the sandbox). One query."""
-    usable = {k.provider for k in key_selectors.provider_key_list(org=org) if k.status != KeyStatus.INVALID}
-    groups = []
-    for slug in registry.enabled_slugs():
-        cls = registry.get_provider_class(slug)
-        if cls.requires_key and slug not in usable:
+    """The models the organization can run now, grouped by family, in catalog order (two queries).
+
+    A model one supplier serves is one option (its canonical id). A model several usable suppliers
+    serve gets a routed option (the canonical id, labelled with where it runs now), then one pinned
+    option per supplier (``supplier/model``), each with its price."""
+    keys = key_selectors.provider_key_list(org=org)
+    policy = routing_policy(org=org)
+    supplier = supplier_keys(org=org, keys=keys)
+    families: dict[str, list[ModelOption]] = {}
+    for canonical in catalog.canonical_ids():
+        try:
+            route = route_for(org=org, model_id=canonical, policy=policy, keys=supplier)
+        except routing.Unroutable:
             continue
-        models = catalog.list_models(providers=[slug])
-        if models:
-            groups.append(ModelGroup(provider=slug, label=cls.label, models=models))
-    return groups
+        usable = [c.model for c in route.candidates if c.usable]
+        if not usable:
+            continue
+        chosen = usable[0]
+        options = families.setdefault(chosen.family, [])
+        if len(usable) == 1:
+            label = f"{chosen.label} · {registry.PROVIDERS[chosen.provider][0]} · {_per_second(chosen)}"
+            if chosen.deprecated:
+                label += f" — deprecated {chosen.deprecated_on:%Y-%m-%d}"
+            options.append(ModelOption(value=canonical, label=label, model=chosen))
+            continue
+        where = registry.PROVIDERS[chosen.provider][0]
+        options.append(
+            ModelOption(
+                value=canonical, label=f"{chosen.label} · best available (now {where})", model=chosen, routed=True
+            )
+        )
+        for model in usable:
+            label = f"{model.label} on {registry.PROVIDERS[model.provider][0]} · {_per_second(model)}"
+            options.append(ModelOption(value=model.qualified_id, label=label, model=model))
+    return [ModelGroup(label=family, options=options) for family, options in families.items()]
+
+
+def organization_storage_bytes(*, org: Organization) -> int:
+    """Bytes of the organization's stored videos (for operators: reads across the scope)."""
+    return (
+        Generation.all_orgs.filter(organization=org, deleted_at=None)
+        .exclude(video_file="")
+        .aggregate(t=Sum("bytes"))["t"]
+        or 0
+    )
+
+
+# --- cost reconciliation ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class BudgetUse:
-    """Spent plus reserved this month against a monthly budget (None: no limit)."""
+class CostDrift:
+    """Our charges against what one supplier reports it billed, for one model."""
 
-    used: Decimal
-    limit: Decimal | None
+    provider: str
+    model: str
+    jobs: int  # completed and charged
+    reported_jobs: int  # of those, with a provider-reported cost
+    charged: Decimal  # our charges on the reported jobs
+    reported: Decimal  # what the supplier reports for them
+    price_versions: tuple[str, ...]
 
     @property
-    def remaining(self) -> Decimal | None:
-        return None if self.limit is None else max(self.limit - self.used, ZERO)
+    def drift(self) -> Decimal:
+        return self.reported - self.charged
 
     @property
-    def percent(self) -> int:
-        if not self.limit:
-            return 100 if self.limit is not None and self.used > 0 else 0
-        return max(0, min(100, round(self.used / self.limit * 100)))
+    def ratio(self) -> Decimal | None:
+        return (self.reported / self.charged).quantize(Decimal("0.001")) if self.charged else None
+
+    def describe(self) -> str:
+        head = f"{self.provider}/{self.model}: charged ${self.charged:.2f}, provider reports ${self.reported:.2f}"
+        head += f" on {self.reported_jobs} of {self.jobs} jobs"
+        if self.drift > 0:
+            return head + " — the catalog price is out of date (we charge less than we pay)"
+        if self.drift < 0:
+            return head + " — we charge more than the supplier bills"
+        return head + " — in line"
 
 
-def budget_status(*, org: Organization, membership: Membership, day: date | None = None) -> tuple[BudgetUse, BudgetUse]:
-    """(organization, member) budget use for the month of ``day`` (today by default)."""
-    period = ledger.period_of(day or timezone.localdate())
-    org_use = BudgetUse(used=ledger.committed(org=org, period=period), limit=org.monthly_budget)
-    member_use = BudgetUse(
-        used=ledger.committed(org=org, period=period, user=membership.user), limit=membership.effective_monthly_limit()
+def cost_drift(*, since: date | None = None, provider: str | None = None) -> list[CostDrift]:
+    """Completed jobs' charges next to the supplier-reported cost (``provider_usage['cost_usd']``),
+    by supplier and model, across organizations (operators only: the admin and a command).
+    Streams the rows; one query."""
+    from collections import defaultdict
+
+    qs = Generation.all_orgs.filter(state=State.COMPLETED, final_cost__isnull=False)
+    if since is not None:
+        qs = qs.filter(completed_at__date__gte=since)
+    if provider:
+        qs = qs.filter(provider=provider)
+    acc: dict[tuple[str, str], dict] = defaultdict(
+        lambda: {"jobs": 0, "reported_jobs": 0, "charged": ZERO_USD, "reported": ZERO_USD, "versions": set()}
     )
-    return org_use, member_use
-
-
-def usage_rows(*, org: Organization, start: date, end: date) -> list[dict]:
-    """Spending (charges and refunds) for [start, end] by day, provider, model and member: the CSV."""
-    since, until = _start_of(start), _start_of(end + timedelta(days=1))
-    return list(
-        UsageEntry.objects.filter(
-            organization=org,
-            created_at__gte=since,
-            created_at__lt=until,
-            kind__in=[EntryKind.CHARGE, EntryKind.REFUND],
-        )
-        .annotate(day=TruncDate("created_at"))
-        .values("day", "provider", "model", "user__email")
-        .annotate(
-            cost=Sum("amount"),
-            videos=Count("id", filter=Q(kind=EntryKind.CHARGE)),
-            seconds=Sum("seconds", filter=Q(kind=EntryKind.CHARGE)),
-        )
-        .order_by("day", "provider", "model", "user__email")
+    rows = qs.order_by().values_list("provider", "model", "final_cost", "provider_usage", "price_version")
+    for slug, model, charged, usage, version in rows.iterator(chunk_size=2000):
+        entry = acc[(slug, model)]
+        entry["jobs"] += 1
+        entry["versions"].add(version)
+        reported = (usage or {}).get("cost_usd") if isinstance(usage, dict) else None
+        try:
+            reported = Decimal(str(reported)) if reported is not None else None
+        except ArithmeticError:
+            reported = None
+        if reported is None:
+            continue
+        entry["reported_jobs"] += 1
+        entry["charged"] += charged
+        entry["reported"] += reported
+    return sorted(
+        (
+            CostDrift(
+                provider=slug,
+                model=model,
+                jobs=e["jobs"],
+                reported_jobs=e["reported_jobs"],
+                charged=e["charged"],
+                reported=e["reported"],
+                price_versions=tuple(sorted(v for v in e["versions"] if v)),
+            )
+            for (slug, model), e in acc.items()
+        ),
+        key=lambda d: (-abs(d.drift), d.provider, d.model),
     )

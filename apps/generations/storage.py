@@ -119,11 +119,3 @@ def delete(key: str) -> None:
 
 def open_for_read(key: str):
     return default_storage.open(key, "rb")
-
-
-def presigned_url(key: str, *, filename: str | None = None) -> str | None:
-    """A short-lived direct URL where the backend offers one (S3), else None (stream it)."""
-    if not hasattr(default_storage, "bucket_name"):
-        return None
-    params = {"ResponseContentDisposition": f'inline; filename="{filename}"'} if filename else None
-    return default_storage.url(key, parameters=params)

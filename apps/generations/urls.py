@@ -1,14 +1,14 @@
-"""Pages for generations (playground, gallery, usage), under /o/<org_slug>/."""
+"""Pages for generations (playground, gallery, one video), under /o/<org_slug>/."""
 
 from django.urls import path
 
-from apps.generations import views
+from apps.generations.views import gallery, playground, routing, video
 
 org_urlpatterns: list = [
-    path("playground/", views.playground, name="playground"),
-    path("videos/", views.gallery, name="gallery"),
-    path("videos/<str:video_id>/", views.video_detail, name="video-detail"),
-    path("videos/<str:video_id>/content", views.video_content, name="video-content"),
-    path("videos/<str:video_id>/delete/", views.video_delete, name="video-delete"),
-    path("usage/", views.usage, name="usage"),
+    path("playground/", playground.playground, name="playground"),
+    path("videos/", gallery.gallery, name="gallery"),
+    path("videos/<str:video_id>/", video.video_detail, name="video-detail"),
+    path("videos/<str:video_id>/content", video.video_content, name="video-content"),
+    path("videos/<str:video_id>/delete/", video.video_delete, name="video-delete"),
+    path("settings/routing/", routing.routing_settings, name="org-routing"),
 ]

@@ -1,8 +1,10 @@
-"""Hot-path queries (apps.core.prepared) give what the ORM gives, and keep the tenant scope."""
+"""Hot-path queries (apps.core.prepared) give what the ORM gives, and keep the tenant scope, with
+prepared queries on (MEDIAROUTER_PREPARED_QUERIES) and off (the default: the plain ORM)."""
 
 from __future__ import annotations
 
 import pytest
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import F
@@ -10,11 +12,23 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.core.prepared import PreparedGet, update_returning
 from apps.core.scoping import ScopeError, org_scope, scoped_organization_id, scopes_disabled
-from apps.generations import selectors, services
+from apps.generations import engine, selectors, services
 from apps.generations.models import Generation
 from apps.generations.services import GenerationRequest
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def prepared_on(settings):
+    settings.MEDIAROUTER_PREPARED_QUERIES = True
+    return settings
+
+
+@pytest.fixture(params=[True, False], ids=["prepared", "orm"])
+def either_path(request, settings):
+    settings.MEDIAROUTER_PREPARED_QUERIES = request.param
+    return request.param
 
 
 def _create(tenants, org=None, user=None):
@@ -31,7 +45,7 @@ def _columns(obj) -> dict:
     return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
 
 
-def test_a_prepared_get_builds_the_same_instances_as_the_orm(tenants):
+def test_a_prepared_get_builds_the_same_instances_as_the_orm(tenants, either_path):
     gen = _create(tenants)
     orm = Generation.all_orgs.select_related("user").get(pk=gen.pk)
     prepared = PreparedGet(
@@ -53,10 +67,52 @@ def test_a_prepared_get_builds_the_same_instances_as_the_orm(tenants):
     assert prepared(org_id=tenants.org_a.pk, public_id="video_nope") is None
 
 
-def test_a_placeholder_must_appear_exactly_once():
-    prepared = PreparedGet(lambda pk: Generation.all_orgs.filter(pk=pk), pk="not an int")
-    with pytest.raises((ImproperlyConfigured, ValueError)):
-        prepared(pk=1)
+def test_a_placeholder_must_appear_exactly_once(prepared_on):
+    """The guard that finds where each placeholder is bound: a placeholder bound twice cannot be
+    replaced safely, so compiling refuses it (and the query is never run)."""
+    prepared = PreparedGet(
+        lambda x: Generation.all_orgs.filter(pk=x) | Generation.all_orgs.filter(user_id=x),
+        x=-7_000_000_000_000_009,
+    )
+    with pytest.raises(ImproperlyConfigured, match="appears 2 times"):
+        prepared(x=1)
+
+
+def test_the_switch_decides_which_path_runs(tenants, settings):
+    """Off (the default), a call is the builder's QuerySet run by the ORM; on, the query is compiled
+    by hand, which refuses what it cannot reproduce (here ``only()``)."""
+    from mediarouter import settings as base
+
+    assert base.MEDIAROUTER_PREPARED_QUERIES is False
+    gen = _create(tenants)
+    prepared = PreparedGet(lambda pk: Generation.all_orgs.filter(pk=pk).only("id", "prompt"), pk=-1)
+    settings.MEDIAROUTER_PREPARED_QUERIES = False
+    got = prepared(pk=gen.pk)
+    assert (got.pk, got.prompt) == (gen.pk, "a kite")
+    assert prepared(pk=gen.pk + 1000) is None
+    settings.MEDIAROUTER_PREPARED_QUERIES = True
+    with pytest.raises(ImproperlyConfigured, match="plain model querysets"):
+        prepared(pk=gen.pk)
+
+
+def test_an_untested_django_keeps_the_prepared_path_off_and_fails_the_system_check(tenants, prepared_on, monkeypatch):
+    from apps.core import checks as core_checks
+    from apps.core import prepared as prepared_module
+
+    assert core_checks.prepared_queries_django_version in checks.registry.registry.get_checks()
+    assert core_checks.prepared_queries_django_version() == []
+    assert prepared_module.prepared_queries_enabled()
+    monkeypatch.setattr(prepared_module.django, "VERSION", (9, 1, 0, "final", 0))
+    (error,) = core_checks.prepared_queries_django_version()
+    assert error.level == checks.ERROR and "Django 9.1" in error.msg and "5.2" in error.msg
+    assert not prepared_module.prepared_queries_enabled()
+    # and the call sites keep working, through the ORM
+    gen = _create(tenants)
+    with org_scope(tenants.org_a):
+        assert selectors.generation_get(org=tenants.org_a, public_id=gen.public_id).pk == gen.pk
+    # with the setting off, any Django passes the check
+    prepared_on.MEDIAROUTER_PREPARED_QUERIES = False
+    assert core_checks.prepared_queries_django_version() == []
 
 
 def test_update_returning_returns_what_the_update_computed(tenants):
@@ -85,7 +141,7 @@ def test_scoped_organization_id(tenants):
         assert scoped_organization_id() is None
 
 
-def test_generation_get_keeps_the_tenant_scope(tenants):
+def test_generation_get_keeps_the_tenant_scope(tenants, either_path):
     gen = _create(tenants)
     with org_scope(tenants.org_a):
         assert selectors.generation_get(org=tenants.org_a, public_id=gen.public_id).pk == gen.pk
@@ -98,7 +154,7 @@ def test_generation_get_keeps_the_tenant_scope(tenants):
         selectors.generation_get(org=tenants.org_a, public_id=gen.public_id)
 
 
-def test_a_poll_is_two_queries_and_keeps_the_counters_in_step(tenants, monkeypatch):
+def test_a_poll_is_two_queries_and_keeps_the_counters_in_step(tenants, monkeypatch, either_path):
     """One read, one conditional UPDATE … RETURNING; no Organization lookup, no re-read, no event
     when the state does not change."""
     from apps.core.tasks import TenantTask
@@ -109,9 +165,9 @@ def test_a_poll_is_two_queries_and_keeps_the_counters_in_step(tenants, monkeypat
     gen = _create(tenants)
     Generation.all_orgs.filter(pk=gen.pk).update(state="in_progress", provider_job_id="job_1", poll_count=4)
     status = JobStatus(state=JobState.IN_PROGRESS, progress=40, raw_status="in_progress", poll_after=1.0)
-    monkeypatch.setattr("apps.providers.sandbox.SandboxProvider.status", lambda self, job_id: status)
+    monkeypatch.setattr("apps.providers.sandbox.adapter.SandboxProvider.status", lambda self, job_id, **kw: status)
     sent = []
-    monkeypatch.setattr(services, "_schedule", lambda step, g, delay: sent.append((step, g.poll_count, delay)))
+    monkeypatch.setattr(engine, "schedule", lambda step, g, delay: sent.append((step, g.poll_count, delay)))
     events = GenerationEvent.all_orgs.filter(generation_id=gen.pk).count()
     assert isinstance(tasks.poll, TenantTask)
     with CaptureQueriesContext(connection) as queries:
@@ -124,7 +180,7 @@ def test_a_poll_is_two_queries_and_keeps_the_counters_in_step(tenants, monkeypat
     assert GenerationEvent.all_orgs.filter(generation_id=gen.pk).count() == events
 
 
-def test_a_task_of_a_deleted_organization_does_nothing(tenants):
+def test_a_task_of_a_deleted_organization_does_nothing(tenants, either_path):
     """TenantTask no longer loads the organization: a task whose organization is gone (or that
     names another organization's generation) finds nothing in its scope and returns."""
     from apps.accounts import services as account_services

@@ -9,21 +9,21 @@ from decimal import Decimal
 import pytest
 from django.db import close_old_connections
 
+from apps.billing.models import UsageEntry
 from apps.core.errors import PaymentRequired
 from apps.core.scoping import org_scope
-from apps.generations import services
-from apps.generations.models import Generation, UsageEntry
+from apps.generations import engine, services
+from apps.generations.models import Generation
 
 
 @pytest.fixture
 def priced_sandbox(monkeypatch):
-    from apps.generations import services as generation_services
     from apps.providers import catalog
 
     model = catalog.get_model("sandbox-video")
     original = model.price_per_second
     object.__setattr__(model, "price_per_second", {size: Decimal("0.50") for size in model.sizes})
-    monkeypatch.setattr(generation_services, "_schedule", lambda *a, **k: None)  # no worker here
+    monkeypatch.setattr(engine, "schedule", lambda *a, **k: None)  # no worker here
     yield model
     object.__setattr__(model, "price_per_second", original)
 

@@ -8,12 +8,13 @@ import av
 import pytest
 from django.core.files.storage import default_storage
 
+from apps.billing.models import UsageEntry
 from apps.core.scoping import org_scope
-from apps.generations import services
-from apps.generations.models import Generation, GenerationEvent, State, UsageEntry
+from apps.generations import engine, services
+from apps.generations.models import Generation, GenerationEvent, State
 from apps.generations.services import GenerationRequest
-from apps.providers import sandbox
 from apps.providers.base import JobState, JobStatus, ProviderError
+from apps.providers.sandbox import adapter as sandbox
 from tests.generations.helpers import assert_ledger_balanced, ledger_of, run_steps
 
 pytestmark = pytest.mark.django_db
@@ -68,10 +69,10 @@ def test_a_retried_submit_never_submits_twice(tenants, monkeypatch):
     monkeypatch.setattr(sandbox.SandboxProvider, "submit", counting_submit)
     gen = _create(tenants)
     with org_scope(tenants.org_a):
-        services.generation_submit(generation_id=gen.pk)
-        services.generation_submit(generation_id=gen.pk)  # a redelivered message
+        engine.generation_submit(generation_id=gen.pk)
+        engine.generation_submit(generation_id=gen.pk)  # a redelivered message
         Generation.objects.filter(pk=gen.pk).update(state=State.CREATED)  # even a row that looks new
-        services.generation_submit(generation_id=gen.pk)
+        engine.generation_submit(generation_id=gen.pk)
     assert calls == [gen.public_id]
     gen.refresh_from_db()
     assert gen.state == State.QUEUED and gen.provider_job_id
@@ -89,10 +90,10 @@ def test_transient_submit_error_retries_later_and_permanent_fails(tenants, monke
     monkeypatch.setattr(sandbox.SandboxProvider, "submit", flaky)
     gen = _create(tenants)
     with org_scope(tenants.org_a):
-        services.generation_submit(generation_id=gen.pk)
+        engine.generation_submit(generation_id=gen.pk)
         gen.refresh_from_db()
         assert gen.state == State.CREATED and gen.transient_errors == 1 and gen.next_poll_at
-        services.generation_submit(generation_id=gen.pk)
+        engine.generation_submit(generation_id=gen.pk)
     gen.refresh_from_db()
     assert gen.state == State.FAILED and "moderation" in gen.error_message
     assert_ledger_balanced(gen)
@@ -105,10 +106,10 @@ def test_an_uncertain_submit_is_not_repeated_where_the_provider_cannot_look_it_u
     monkeypatch.setattr(sandbox.SandboxProvider, "submit", timeout)
     gen = _create(tenants)
     with org_scope(tenants.org_a):
-        services.generation_submit(generation_id=gen.pk)
+        engine.generation_submit(generation_id=gen.pk)
         gen.refresh_from_db()
         assert gen.state == State.SUBMITTING and gen.submit_uncertain
-        services.generation_reconcile_submit(generation_id=gen.pk)
+        engine.generation_reconcile_submit(generation_id=gen.pk)
     gen.refresh_from_db()
     assert gen.state == State.FAILED and gen.error_code == "submit_uncertain"
     assert_ledger_balanced(gen)
@@ -117,20 +118,20 @@ def test_an_uncertain_submit_is_not_repeated_where_the_provider_cannot_look_it_u
 def test_poll_errors_back_off_and_the_deadline_ends_the_job(tenants, monkeypatch):
     gen = _create(tenants)
     with org_scope(tenants.org_a):
-        services.generation_submit(generation_id=gen.pk)
+        engine.generation_submit(generation_id=gen.pk)
 
-        def down(self, job_id):
+        def down(self, job_id, **kwargs):
             raise ProviderError("429 slow down", code="rate_limited", retry_after=7)
 
         monkeypatch.setattr(sandbox.SandboxProvider, "status", down)
-        services.generation_poll(generation_id=gen.pk)
+        engine.generation_poll(generation_id=gen.pk)
         gen.refresh_from_db()
         assert gen.state == State.QUEUED and gen.transient_errors == 1
         from django.utils import timezone
 
         assert (gen.next_poll_at - timezone.now()).total_seconds() >= 7  # Retry-After honoured
         Generation.objects.filter(pk=gen.pk).update(deadline_at=timezone.now())
-        services.generation_poll(generation_id=gen.pk)
+        engine.generation_poll(generation_id=gen.pk)
     gen.refresh_from_db()
     assert gen.state == State.FAILED and gen.error_code == "timeout"
     assert_ledger_balanced(gen)
@@ -141,14 +142,14 @@ def test_two_workers_polling_one_generation_only_one_acts(tenants, monkeypatch):
     """Both workers see the provider say 'completed' at the same moment; the conditional UPDATE
     lets exactly one move the row on and schedule the download."""
     scheduled = []
-    monkeypatch.setattr(services, "_schedule", lambda step, g, delay: scheduled.append(step))
+    monkeypatch.setattr(engine, "schedule", lambda step, g, delay: scheduled.append(step))
     gen = _create(tenants)
     with org_scope(tenants.org_a):
-        services.generation_submit(generation_id=gen.pk)
+        engine.generation_submit(generation_id=gen.pk)
     scheduled.clear()
     barrier = threading.Barrier(2)
 
-    def completed(self, job_id):
+    def completed(self, job_id, **kwargs):
         barrier.wait(timeout=5)
         return JobStatus(state=JobState.COMPLETED, progress=100, raw_status="completed")
 
@@ -158,7 +159,7 @@ def test_two_workers_polling_one_generation_only_one_acts(tenants, monkeypatch):
     def worker():
         try:
             with org_scope(tenants.org_a):
-                services.generation_poll(generation_id=gen.pk)
+                engine.generation_poll(generation_id=gen.pk)
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -178,7 +179,7 @@ def test_a_download_is_idempotent_and_charges_once(tenants):
     with org_scope(tenants.org_a):
         # a late duplicate download message after completion does nothing
         Generation.objects.filter(pk=gen.pk).update(state=State.DOWNLOADING)
-        services.generation_download(generation_id=gen.pk)
+        engine.generation_download(generation_id=gen.pk)
     gen.refresh_from_db()
     assert gen.state == State.COMPLETED
     assert ledger_of(gen).get("charge") == [gen.final_cost]
@@ -189,12 +190,12 @@ def test_a_download_is_idempotent_and_charges_once(tenants):
 def test_a_broken_download_is_retried_then_succeeds(tenants, monkeypatch):
     gen = _create(tenants)
     with org_scope(tenants.org_a):
-        services.generation_submit(generation_id=gen.pk)
+        engine.generation_submit(generation_id=gen.pk)
     original = sandbox.SandboxProvider.download
     broke = []
 
-    def broken_once(self, job_id, *, url=None, variant="video"):
-        download = original(self, job_id, url=url, variant=variant)
+    def broken_once(self, job_id, *, url=None, variant="video", job_data=None):
+        download = original(self, job_id, url=url, variant=variant, job_data=job_data)
         if variant == "video" and not broke:
             broke.append(1)
 
@@ -222,8 +223,8 @@ def test_dispatcher_resends_lost_steps_once(tenants, monkeypatch):
     sent = []
     monkeypatch.setattr(tasks.submit, "apply_async", lambda kwargs, **kw: sent.append(("submit", kwargs)))
     Generation.all_orgs.filter(pk=gen.pk).update(next_poll_at=timezone.now())
-    assert services.generation_dispatch_due() == 1
-    assert services.generation_dispatch_due() == 0  # claimed: not sent twice
+    assert engine.generation_dispatch_due() == 1
+    assert engine.generation_dispatch_due() == 0  # claimed: not sent twice
     assert sent == [("submit", {"generation_id": gen.pk, "org_id": tenants.org_a.pk})]
 
 

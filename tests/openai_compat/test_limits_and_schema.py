@@ -1,35 +1,36 @@
-"""Throttling per token and per organization on both API shapes, and the OpenAPI schema."""
+"""Throttling per token and per organization on both API shapes, and the OpenAPI schema. (Creates
+against reads, the headers and atomicity: tests/core/test_throttling.py.)"""
 
 from __future__ import annotations
 
 import pytest
 import yaml
-from django.core.cache import cache
 from django.core.management import call_command
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from apps.core import throttling
 from tests.openai_compat.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
 
 
-def _clear_counts(tenants) -> None:
-    """Forget these tenants' request counts. Only their keys: on the Redis leg the cache shares
-    its database with the Celery broker, so ``cache.clear()`` would drop queued tasks."""
-    from apps.api_keys.models import ApiToken
-
-    keys = [f"throttle_api_org_{org.pk}" for org in (tenants.org_a, tenants.org_b)]
-    keys += [f"throttle_api_token_{public_id}" for public_id in ApiToken.all_orgs.values_list("public_id", flat=True)]
-    cache.delete_many(keys)
+@pytest.fixture
+def clock(monkeypatch):
+    """The throttle's window clock, moved by hand (no sleeping)."""
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(throttling, "_clock", lambda: now[0])
+    return now
 
 
 @pytest.fixture
-def low_rates(settings, tenants):
-    settings.API_THROTTLE_TOKEN_RATE = "3/min"
-    settings.API_THROTTLE_ORG_RATE = "1000/min"
-    _clear_counts(tenants)
+def low_rates(settings, tenants, clock):
+    """Low read budgets, counts cleared before and after (only the throttle's keys: on the Redis
+    leg the cache shares its database with the Celery broker)."""
+    settings.API_THROTTLE_READ_RATE = "3/min"
+    settings.API_THROTTLE_ORG_READ_RATE = "1000/min"
+    throttling.counter_store().clear()
     yield settings
-    _clear_counts(tenants)
+    throttling.counter_store().clear()
 
 
 @pytest.mark.parametrize("url", ["/v1/videos", "/v1/video/generations", "/v1/models"])
@@ -41,14 +42,15 @@ def test_each_token_is_throttled_on_both_api_shapes(tenants, low_rates, url):
     error = assert_error(r, 429, code="throttled")
     assert error["type"] == "rate_limit_error"
     assert 1 <= int(r["Retry-After"]) <= 60
+    assert r["x-ratelimit-limit-requests"] == "3" and r["x-ratelimit-remaining-requests"] == "0"
     assert "x-should-retry" not in r  # a later retry is the right thing to do
     # another token of the same organization has its own budget
     assert tenants.api_client_for(tenants.bob_token).get(url).status_code == 200
 
 
 def test_an_organization_is_throttled_across_its_tokens(tenants, low_rates):
-    low_rates.API_THROTTLE_TOKEN_RATE = "100/min"
-    low_rates.API_THROTTLE_ORG_RATE = "4/min"
+    low_rates.API_THROTTLE_READ_RATE = "100/min"
+    low_rates.API_THROTTLE_ORG_READ_RATE = "4/min"
     alice, bob = (tenants.api_client_for(t) for t in (tenants.alice_token, tenants.bob_token))
     assert [c.get("/v1/videos").status_code for c in (alice, bob, alice, bob)] == [200] * 4
     assert_error(bob.get("/v1/video/generations"), 429)
@@ -58,37 +60,40 @@ def test_an_organization_is_throttled_across_its_tokens(tenants, low_rates):
 
 
 def test_a_request_the_token_limit_refuses_does_not_spend_the_organization_budget(tenants, low_rates):
-    low_rates.API_THROTTLE_TOKEN_RATE = "2/min"
-    low_rates.API_THROTTLE_ORG_RATE = "3/min"
+    low_rates.API_THROTTLE_READ_RATE = "2/min"
+    low_rates.API_THROTTLE_ORG_READ_RATE = "3/min"
     alice, bob = (tenants.api_client_for(t) for t in (tenants.alice_token, tenants.bob_token))
     assert [alice.get("/v1/videos").status_code for _ in range(5)] == [200, 200, 429, 429, 429]
     assert bob.get("/v1/videos").status_code == 200  # the organization's third
     assert_error(bob.get("/v1/videos"), 429)  # its fourth
 
 
-def test_the_window_ends_and_requests_are_allowed_again(tenants, low_rates):
-    import time
-
-    low_rates.API_THROTTLE_TOKEN_RATE = "2/sec"
+def test_the_window_ends_and_requests_are_allowed_again(tenants, low_rates, clock):
+    low_rates.API_THROTTLE_READ_RATE = "2/sec"
     alice = tenants.api_client_for(tenants.alice_token)
+    clock[0] += 0.3
     assert [alice.get("/v1/models").status_code for _ in range(3)] == [200, 200, 429]
     r = alice.get("/v1/models")
     assert r.status_code == 429 and r["Retry-After"] == "1"
-    time.sleep(1.05)
+    assert r["x-ratelimit-reset-requests"] == "700ms"
+    clock[0] += 0.7
     assert alice.get("/v1/models").status_code == 200
 
 
 def test_an_empty_rate_disables_the_throttle(tenants, low_rates):
-    low_rates.API_THROTTLE_TOKEN_RATE = ""
-    low_rates.API_THROTTLE_ORG_RATE = ""
+    for name in ("CREATE", "READ", "ORG_CREATE", "ORG_READ"):
+        setattr(low_rates, f"API_THROTTLE_{name}_RATE", "")
     alice = tenants.api_client_for(tenants.alice_token)
     assert {alice.get("/v1/videos").status_code for _ in range(6)} == {200}
+    assert "x-ratelimit-limit-requests" not in alice.get("/v1/videos")
 
 
 def test_the_defaults_are_configurable():
     from mediarouter import settings as base
 
-    assert base.API_THROTTLE_TOKEN_RATE == "120/min" and base.API_THROTTLE_ORG_RATE == "600/min"
+    assert (base.API_THROTTLE_CREATE_RATE, base.API_THROTTLE_READ_RATE) == ("120/min", "3000/min")
+    assert (base.API_THROTTLE_ORG_CREATE_RATE, base.API_THROTTLE_ORG_READ_RATE) == ("600/min", "12000/min")
+    assert base.API_THROTTLE_TOKEN_RATE is None and base.API_THROTTLE_ORG_RATE is None  # deprecated: unset
     assert base.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] == ["apps.core.throttling.ApiRateThrottle"]
 
 

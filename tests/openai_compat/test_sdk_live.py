@@ -1,7 +1,8 @@
 """The official ``openai`` SDK, unmodified, against a live MediaRouter (pytest-django's
 ``live_server``) with a real Celery worker and beat (``live_engine``) in front of the sandbox and
-the three provider emulators: create, create_and_poll, retrieve, list (auto-paginated), content,
-remix, delete, and the errors the SDK maps to its exception classes, including what it retries."""
+every provider's emulator (found through the registry): create, create_and_poll, retrieve, list
+(auto-paginated), content, remix, delete, and the errors the SDK maps to its exception classes,
+including what it retries."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from openai import OpenAI
 
 from apps.accounts.models import Membership
 from apps.api_keys import services as key_services
+from apps.billing.models import UsageEntry
 from apps.core.scoping import org_scope
-from apps.generations.models import Generation, UsageEntry
+from apps.generations.models import Generation
+from apps.providers import catalog, registry
+from tests.emulators import emulator_class
 from tests.emulators.base import sample_image, sample_mp4
 from tests.generations.helpers import assert_ledger_balanced
 
@@ -101,7 +105,7 @@ def test_the_sdk_end_to_end_on_the_sandbox(tenants, live_server, live_engine):
         model="sandbox-video", prompt="a lighthouse at dusk", seconds="2", size="1280x720", poll_interval_ms=POLL_MS
     )
     assert (video.status, video.progress, video.model, video.seconds, video.size) == (
-        "completed", 100, "sandbox-video", "2", "1280x720",
+        "completed", 100, "sandbox/sandbox-video", "2", "1280x720",
     )  # fmt: skip
     assert video.error is None and video.completed_at >= video.created_at and video.expires_at is None
     polls = [r for r in transport.requests if r.headers.get("X-Stainless-Poll-Helper") == "true"]
@@ -163,12 +167,30 @@ def test_the_sdk_end_to_end_on_the_sandbox(tenants, live_server, live_engine):
     live_engine.wait(first.id)
 
 
-PROVIDER_CASES = [
-    # (model as the client names it, model the catalog resolves, size, seconds, provider slug, can remix)
-    ("sora-2", "sora-2", "1280x720", "4", "sora", True),
-    ("runway/gen4.5", "gen4.5", "1280x720", "5", "runway", False),
-    ("kling-v2-5-turbo", "kling-v2-5-turbo", "1920x1080", "5", "kling", False),
-]
+def _provider_cases() -> list[tuple[str, str, str, str, str, bool]]:
+    """One case per provider with an emulator, from the registry and each emulator's first live
+    model: (model as the client names it — pinned to the supplier —, the canonical model the API
+    answers, size, seconds, provider slug, can remix)."""
+    cases = []
+    for slug in registry.PROVIDERS:
+        emulator = emulator_class(slug)
+        if emulator is None or not emulator.live_models:
+            continue
+        model = catalog.get_model(f"{slug}/{emulator.live_models[0]}")
+        cases.append(
+            (
+                model.qualified_id,
+                model.id,
+                model.default_size,
+                str(model.default_seconds),
+                slug,
+                catalog.REMIX in model.capabilities,
+            )
+        )
+    return cases
+
+
+PROVIDER_CASES = _provider_cases()
 
 
 def test_the_sdk_against_every_provider(tenants, live_server, live_engine):
@@ -177,7 +199,7 @@ def test_the_sdk_against_every_provider(tenants, live_server, live_engine):
     SDK retries it with the same Idempotency-Key: one video, one provider job, one charge."""
     created = {}
     transports = {}
-    for name, resolved, size, seconds, provider, _ in PROVIDER_CASES:
+    for name, _canonical, size, seconds, provider, _ in PROVIDER_CASES:
         transports[provider] = RecordingTransport(lose_posts=1)
         client = _sdk(live_server, tenants.bob_token, transports[provider])
         video = client.videos.create(
@@ -187,13 +209,18 @@ def test_the_sdk_against_every_provider(tenants, live_server, live_engine):
             seconds=seconds,
             extra_headers={"Idempotency-Key": f"{provider}-{uuid.uuid4()}"},
         )
-        assert video.model == resolved and (video.size, video.seconds) == (size, seconds)
+        assert video.model == name and (video.size, video.seconds) == (size, seconds)  # supplier/model
         assert transports[provider].count("POST", "/v1/videos") == 2  # the lost response, then the retry
         created[provider] = video.id
-    # image to video: the SDK uploads the file as multipart
+    # image to video: the SDK uploads the file as multipart (the first provider whose model takes one)
     client = _sdk(live_server, tenants.bob_token)
+    image_case = next(c for c in PROVIDER_CASES if catalog.IMAGE_TO_VIDEO in catalog.get_model(c[0]).capabilities)
     image_video = client.videos.create(
-        model="kling-v2-5-turbo", prompt="wind in the trees", input_reference=("frame.png", sample_image("PNG"))
+        model=image_case[0],
+        prompt="wind in the trees",
+        size=image_case[2],
+        seconds=image_case[3],
+        input_reference=("frame.png", sample_image("PNG")),
     )
 
     client = _sdk(live_server, tenants.alice_token)  # alice sees bob's videos: same organization
@@ -232,10 +259,11 @@ def test_the_sdk_against_every_provider(tenants, live_server, live_engine):
     assert Generation.all_orgs.get(public_id=image_video.id).input_image_type == "image/png"
 
     stats = {provider: emulator.stats() for provider, emulator in live_engine.emulators.items()}
-    assert stats["sora"]["calls"]["create"] == 1 and stats["sora"]["calls"]["remix"] == 1
-    assert stats["sora"]["jobs_created"] == 2  # the video (created once despite the SDK's retry) and its remix
-    assert stats["runway"]["jobs_created"] == 1
-    assert stats["kling"]["jobs_created"] == 2  # text to video and image to video
+    expected_jobs = Counter()
+    for _, _, _, _, provider, can_remix in PROVIDER_CASES:
+        # the video (created once despite the SDK's retry), its remix, and the image-to-video job
+        expected_jobs[provider] += 1 + int(can_remix) + int(provider == image_case[4])
+        assert stats[provider]["jobs_created"] == expected_jobs[provider], provider
 
     # over budget: 402, which the SDK does not retry (sent exactly once, with retries enabled)
     tenants.org_a.monthly_budget = Decimal("0.01")
@@ -250,4 +278,4 @@ def test_the_sdk_against_every_provider(tenants, live_server, live_engine):
         assert transport.count("POST", "/v1/videos") == 1, provider
     assert not Generation.all_orgs.filter(prompt="over budget").exists()
     charges = Counter(UsageEntry.all_orgs.filter(kind="charge").values_list("provider", flat=True))
-    assert charges == {"sora": 2, "runway": 1, "kling": 2}
+    assert charges == expected_jobs

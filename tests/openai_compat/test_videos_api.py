@@ -15,9 +15,10 @@ from apps.accounts.models import Membership
 from apps.api_keys import crypto
 from apps.api_keys import services as key_services
 from apps.api_keys.models import ProviderKey
+from apps.billing.models import UsageEntry
 from apps.core.scoping import org_scope
 from apps.generations import services
-from apps.generations.models import Generation, State, UsageEntry
+from apps.generations.models import Generation, State
 from tests.emulators.base import sample_image
 from tests.generations.helpers import run_steps
 from tests.openai_compat.helpers import assert_error, assert_video
@@ -72,7 +73,7 @@ def test_create_json_returns_the_video_object(tenants):
     body = r.json()
     assert_video(body)
     assert body["status"] == "queued" and body["progress"] == 0
-    assert body["model"] == "sandbox-video"  # what the catalog resolved
+    assert body["model"] == "sandbox/sandbox-video"  # supplier/model: where it runs
     assert (body["seconds"], body["size"], body["prompt"]) == ("2", "960x960", SANDBOX["prompt"])
     assert body["completed_at"] is None and body["expires_at"] is None and body["remixed_from_video_id"] is None
     gen = Generation.all_orgs.get(public_id=body["id"])
@@ -92,13 +93,14 @@ def test_seconds_may_be_a_json_number(tenants):
     assert r.status_code == 200 and r.json()["seconds"] == "8"
 
 
-def test_the_default_model_is_sora_2(tenants):
-    r = _post(_api(tenants), {"prompt": "no model given"})
-    error = assert_error(r, 400, param="model", code="missing_provider_key")
-    assert "Sora" in error["message"]
+def test_a_create_never_defaults_the_model(tenants):
+    """The contract's default, sora-2, was retired: a request without a model is refused, even
+    with a Sora key, and spends nothing."""
     _key(tenants, "sora")
     r = _post(_api(tenants), {"prompt": "no model given"})
-    assert r.status_code == 200 and r.json()["model"] == "sora-2" and r.json()["size"] == "720x1280"
+    error = assert_error(r, 400, param="model")
+    assert "Name the model" in error["message"]
+    assert not Generation.all_orgs.exists()
 
 
 @pytest.mark.parametrize(
@@ -335,7 +337,7 @@ def test_content_remix_and_delete_of_a_completed_video(tenants):
     remix = r.json()
     assert_video(remix)
     assert remix["remixed_from_video_id"] == gen.public_id and remix["id"] != gen.public_id
-    assert (remix["model"], remix["seconds"], remix["size"]) == ("sandbox-video", "2", gen.size)
+    assert (remix["model"], remix["seconds"], remix["size"]) == ("sandbox/sandbox-video", "2", gen.size)
 
     r = client.delete(f"/v1/videos/{gen.public_id}")
     assert r.status_code == 200 and r.json() == {"id": gen.public_id, "object": "video.deleted", "deleted": True}

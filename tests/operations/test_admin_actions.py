@@ -7,9 +7,10 @@ import pytest
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
+from apps.billing.models import UsageEntry
 from apps.core.scoping import org_scope
-from apps.generations import services
-from apps.generations.models import Generation, State, UsageEntry
+from apps.generations import engine, services
+from apps.generations.models import Generation, State
 from tests.generations.helpers import assert_ledger_balanced, ledger_of, run_steps
 
 pytestmark = pytest.mark.django_db
@@ -74,20 +75,20 @@ def test_mark_failed_releases_the_hold_and_is_audited(tenants, operator):
 
 
 def test_retry_of_a_job_with_a_provider_id_polls_and_never_resubmits(tenants, operator, monkeypatch):
-    from apps.providers import sandbox
+    from apps.providers.sandbox import adapter as sandbox
 
     gen = _gen(tenants)
     with org_scope(tenants.org_a):
-        services.generation_submit(generation_id=gen.pk)
+        engine.generation_submit(generation_id=gen.pk)
     gen.refresh_from_db()
     job_id = gen.provider_job_id
     # it failed (say, a download timed out) after the provider finished it
     with org_scope(tenants.org_a):
-        services._fail(gen, code="timeout", message="timed out")
+        engine.fail(gen, code="timeout", message="timed out")
     submits = []
     monkeypatch.setattr(sandbox.SandboxProvider, "submit", lambda self, spec: submits.append(1) or "x")
     scheduled = []
-    monkeypatch.setattr(services, "_schedule", lambda step, g, delay: scheduled.append(step))
+    monkeypatch.setattr(engine, "schedule", lambda step, g, delay: scheduled.append(step))
     _act(tenants.client_for(operator), "retry", gen)
     gen.refresh_from_db()
     assert gen.state == State.QUEUED and gen.provider_job_id == job_id and scheduled == ["poll"]
@@ -102,9 +103,9 @@ def test_retry_of_a_job_with_a_provider_id_polls_and_never_resubmits(tenants, op
 def test_retry_of_a_never_submitted_job_submits_it(tenants, operator, monkeypatch):
     gen = _gen(tenants)
     with org_scope(tenants.org_a):
-        services._fail(gen, code="x", message="stuck")
+        engine.fail(gen, code="x", message="stuck")
     scheduled = []
-    monkeypatch.setattr(services, "_schedule", lambda step, g, delay: scheduled.append(step))
+    monkeypatch.setattr(engine, "schedule", lambda step, g, delay: scheduled.append(step))
     _act(tenants.client_for(operator), "retry", gen)
     gen.refresh_from_db()
     assert gen.state == State.CREATED and scheduled == ["submit"]
@@ -148,7 +149,7 @@ def test_generation_detail_shows_history_key_and_file(tenants, operator):
 def test_find_any_generation_by_any_identifier(tenants, operator, query):
     gen = _gen(tenants, "a very particular prompt")
     with org_scope(tenants.org_a):
-        services.generation_submit(generation_id=gen.pk)
+        engine.generation_submit(generation_id=gen.pk)
     gen.refresh_from_db()
     _gen(tenants, "something else")
     term = {
@@ -164,7 +165,7 @@ def test_find_any_generation_by_any_identifier(tenants, operator, query):
 def test_list_filters(tenants, operator):
     gen = _gen(tenants)
     with org_scope(tenants.org_a):
-        services._fail(gen, code="boom", message="boom")
+        engine.fail(gen, code="boom", message="boom")
     client = tenants.client_for(operator)
     for params in (
         {"state": "failed"},
@@ -180,12 +181,12 @@ def test_list_filters(tenants, operator):
 def test_ledger_admin_is_read_only_with_monthly_totals(tenants, operator):
     run_steps(_gen(tenants))
     client = tenants.client_for(operator)
-    r = client.get("/admin/generations/usageentry/")
+    r = client.get("/admin/billing/usageentry/")
     assert r.status_code == 200 and b"Monthly totals" in r.content
     entry = UsageEntry.all_orgs.first()
-    r = client.post(f"/admin/generations/usageentry/{entry.pk}/change/", {"amount": "0"})
+    r = client.post(f"/admin/billing/usageentry/{entry.pk}/change/", {"amount": "0"})
     assert r.status_code == 403
-    r = client.get("/admin/generations/usageentry/totals/")
+    r = client.get("/admin/billing/usageentry/totals/")
     assert r.status_code == 200 and b"alice-films" in r.content and b"bob@example.com" in r.content
 
 

@@ -13,6 +13,7 @@ from apps.api_keys import services as key_services
 from apps.audit.models import AuditEvent
 from apps.audit.services import ACTIONS
 from apps.core.scoping import org_scope
+from apps.generations import services as generation_services
 
 pytestmark = pytest.mark.django_db
 
@@ -40,8 +41,11 @@ def test_member_and_key_actions_are_audited(tenants, sora_key, settings):
         key_services.provider_key_delete(by=alice, public_id=key.public_id)
         token, _ = key_services.api_token_create(org=tenants.org_a, user=tenants.alice, name="ci")
         key_services.api_token_revoke(by=alice, public_id=token.public_id)
-        _invitation, link_token = account_services.invitation_create(by=alice, role="member", email="d@example.com")
-        other, _ = account_services.invitation_create(by=alice, role="viewer")
+        # addressed to charlie: only his account can accept it (an invitation is bound to its email)
+        _invitation, link_token = account_services.invitation_create(
+            by=alice, role="member", email="charlie@example.com"
+        )
+        other, _ = account_services.invitation_create(by=alice, role="viewer", anyone_with_link=True)
         account_services.invitation_revoke(by=alice, public_id=other.public_id)
     account_services.invitation_accept(token=link_token, user=tenants.charlie)
     with org_scope(tenants.org_a):
@@ -58,6 +62,7 @@ def test_member_and_key_actions_are_audited(tenants, sora_key, settings):
             retention_days=None,
             fields=("name", "monthly_budget", "member_monthly_limit", "retention_days"),
         )
+        generation_services.routing_policy_set(by=alice, order="direct_first")
         account_services.membership_leave(membership=Membership.objects.get(user=tenants.bob))
     settings.FERNET_KEYS = [Fernet.generate_key().decode(), *settings.FERNET_KEYS]
     call_command("rotate_fernet_keys", stdout=StringIO())
@@ -92,7 +97,7 @@ def test_owners_and_admins_see_the_audit_log_members_do_not(tenants):
 def test_operators_see_the_audit_log_read_only(tenants, django_user_model):
     alice = _alice(tenants)
     with org_scope(tenants.org_a):
-        account_services.invitation_create(by=alice, role="member")
+        account_services.invitation_create(by=alice, role="member", email="x@example.com")
     staff = django_user_model.objects.create_superuser("ops@example.com", "pw")
     client = tenants.client_for(staff)
     r = client.get("/admin/audit/auditevent/")

@@ -8,9 +8,10 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
 
+from apps.billing.models import UsageEntry
 from apps.core.scoping import org_scope
 from apps.generations import services
-from apps.generations.models import Generation, State, UsageEntry
+from apps.generations.models import Generation, State
 from tests.generations.helpers import run_steps
 
 pytestmark = pytest.mark.django_db

@@ -13,10 +13,11 @@ from django.utils import timezone
 
 from apps.api_keys import crypto
 from apps.api_keys.models import KeyStatus, ProviderKey
+from apps.billing.ledger import period_of
+from apps.billing.models import EntryKind, UsageEntry
 from apps.core.ids import public_id
 from apps.generations import storage
-from apps.generations.ledger import period_of
-from apps.generations.models import EntryKind, Generation, State, UsageEntry
+from apps.generations.models import Generation, State
 
 HX = {"HX-Request": "true"}
 VIDEO_BYTES = bytes(range(256)) * 40  # 10 240 bytes standing in for an MP4

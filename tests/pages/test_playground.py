@@ -53,8 +53,8 @@ def test_it_works_and_offers_only_providers_with_a_usable_key(tenants, add_key):
     add_key("runway", status=KeyStatus.UNVERIFIED)
     add_key("kling", status=KeyStatus.INVALID)
     html = client.get(url(tenants)).content.decode()
-    assert optgroups(html) == ["OpenAI Sora", "Runway", "Sandbox"]
-    assert "Sora 2 — deprecated 2026-09-24" in html  # deprecated models are flagged
+    assert optgroups(html) == ["Sora 2", "Runway", "Sandbox"]  # grouped by model family
+    assert "Sora 2 · OpenAI Sora · $0.10/s — deprecated 2026-09-24" in html  # supplier, price, deprecation
     assert 'value="kling-v1-6"' not in html
     assert_forms_work_without_js(html)
 

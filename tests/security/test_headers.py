@@ -38,6 +38,7 @@ def _production_page(var_dir):
         DATABASE_URL="sqlite:////tmp/mediarouter-headers-test.sqlite3",
         REDIS_URL="redis://127.0.0.1:6379/14",
         ALLOWED_HOSTS="mr.example.com",
+        EMAIL_URL="smtp+tls://mr:mail-password@smtp.example.com:587",  # production refuses console mail
         MEDIAROUTER_VAR_DIR=str(var_dir),
     )
     # production serves hashed static files (whitenoise's manifest): collect them first, as a deploy does

@@ -8,12 +8,11 @@ code}}``, and ``x-should-retry: false`` on errors a retry cannot fix (the SDK re
 409, 429 and 5xx). Clients should send an ``Idempotency-Key`` header on create and remix: the SDK
 does not send one by default (``extra_headers={"Idempotency-Key": ...}``).
 
-Thin views: parse, call one service or selector, render. One APIView per operation.
+Thin views: parse (``parsing``), call one service or selector, render (``serializers``). One
+APIView per operation.
 """
 
 from __future__ import annotations
-
-import re
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -21,47 +20,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from apps.core.api import AnyAcceptNegotiation, OrgScopedAPIView
+from apps.core.downloads import stored_file_response
 from apps.core.errors import ApplicationError, NotFound
-from apps.generations import api as native
 from apps.generations import selectors, services
-from apps.generations.models import Generation, State
+from apps.generations.api import parsing
+from apps.generations.api.serializers import ERRORS, IDEMPOTENCY_KEY, VideoOutput, video
+from apps.generations.models import Generation
 
 TAG = "openai-compatible"
-DEFAULT_MODEL = "sora-2"  # the contract's default (openai-videos.md §4)
-
-# MediaRouter's states → the contract's four statuses (anything else would end SDK ``poll()`` early)
-OPENAI_STATUS = {
-    **native.NATIVE_STATUS,
-    State.CANCELED: "failed",  # no "cancelled" in the contract: failed with error.code "canceled"
-}
-
-_SIZE_RE = re.compile(r"^\d{1,5}x\d{1,5}$")
-_ERROR = OpenApiResponse(
-    response=inline_serializer(
-        "OpenAIErrorResponse",
-        {
-            "error": inline_serializer(
-                "OpenAIError",
-                {
-                    "message": serializers.CharField(),
-                    "type": serializers.CharField(),
-                    "param": serializers.CharField(allow_null=True),
-                    "code": serializers.CharField(allow_null=True),
-                },
-            )
-        },
-    ),
-    description='The error envelope: `{"error": {"message", "type", "param", "code"}}`.',
-)
-_ERRORS = {400: _ERROR, 401: _ERROR, 402: _ERROR, 404: _ERROR, 409: _ERROR, 429: _ERROR}
-_IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Same key + same body returns the same video (no second job or charge); "
-    "same key + a different body is a 409. Recommended: the SDK retries POSTs.",
-)
 
 
 def poll_after_ms() -> int:
@@ -70,82 +36,12 @@ def poll_after_ms() -> int:
     return max(250, int(float(settings.GENERATION_POLL_MIN_SECONDS) * 1000))
 
 
-class VideoErrorOutput(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-
-    class Meta:
-        ref_name = "VideoError"
-
-
-class VideoOutput(serializers.Serializer):
-    """The contract's ``Video`` object: all 13 keys, always present (nullable ones as null)."""
-
-    id = serializers.CharField()
-    object = serializers.CharField(default="video")
-    model = serializers.CharField(help_text="The catalog model that ran the job (e.g. `gen4.5`).")
-    status = serializers.ChoiceField(choices=["queued", "in_progress", "completed", "failed"])
-    progress = serializers.IntegerField(min_value=0, max_value=100)
-    created_at = serializers.IntegerField(help_text="Unix seconds.")
-    completed_at = serializers.IntegerField(allow_null=True)
-    expires_at = serializers.IntegerField(
-        allow_null=True, help_text="Always null: MediaRouter keeps its stored copy until it is deleted."
-    )
-    prompt = serializers.CharField(allow_null=True)
-    size = serializers.CharField(help_text="`WxH`")
-    seconds = serializers.CharField(help_text='A string, e.g. `"4"`.')
-    remixed_from_video_id = serializers.CharField(allow_null=True)
-    error = VideoErrorOutput(allow_null=True)
-
-    class Meta:
-        ref_name = "Video"
-
-    def to_representation(self, gen: Generation) -> dict:
-        status = OPENAI_STATUS[gen.state]
-        progress = gen.progress or 0
-        if status == "completed":
-            progress = 100
-        elif status == "in_progress":
-            progress = min(progress, 99)
-        error = None
-        if gen.state == State.CANCELED:
-            error = {"code": "canceled", "message": gen.error_message or "The video was canceled."}
-        elif gen.state == State.FAILED:
-            error = {
-                "code": gen.error_code or "generation_failed",
-                "message": gen.error_message or "The video could not be generated.",
-            }
-        return {
-            "id": gen.public_id,
-            "object": "video",
-            "model": gen.model,
-            "status": status,
-            "progress": progress,
-            "created_at": int(gen.created_at.timestamp()),
-            "completed_at": int(gen.completed_at.timestamp()) if gen.completed_at and gen.is_terminal else None,
-            "expires_at": None,
-            "prompt": gen.prompt,
-            "size": gen.size,
-            "seconds": str(gen.seconds),
-            "remixed_from_video_id": gen.remix_of.public_id if gen.remix_of_id else None,
-            "error": error,
-        }
-
-
-def _video(gen: Generation) -> dict:
-    return VideoOutput(gen).data
-
-
-def _get_video(request, video_id: str) -> Generation:
+def video_or_404(request, video_id: str) -> Generation:
     gen = selectors.generation_get(org=request.organization, public_id=video_id)
     if gen is None:
         # never echo the id: it may be another organization's
         raise NotFound("No video with that id in this organization.", param="video_id", code="video_not_found")
     return gen
-
-
-def _idempotency_key(request) -> str:
-    return request.headers.get("Idempotency-Key", "").strip()[:200]
 
 
 # --- create --------------------------------------------------------------------------------
@@ -177,72 +73,39 @@ class _CreateMultipart(serializers.Serializer):
         ref_name = "CreateVideoMultipartBody"
 
 
-def _input_reference(request) -> tuple[bytes | None, str | None]:
-    """``input_reference`` as (image bytes, image URL): a multipart file part, an object
-    ``{"image_url": ...}`` in JSON, or bracketed multipart keys ``input_reference[image_url]``."""
-    upload = request.FILES.get("input_reference")
-    if upload is not None:
-        # the image's type is sniffed from its bytes by the service; the SDK's part type is a guess
-        return upload.read(), None
-    data = request.data
-    ref = data.get("input_reference")
-    if ref in (None, ""):
-        ref = {k: data.get(f"input_reference[{k}]") for k in ("image_url", "file_id")}
-        ref = {k: v for k, v in ref.items() if v not in (None, "")} or None
-    if ref is None:
-        return None, None
-    if not isinstance(ref, dict):
-        raise ApplicationError(
-            'input_reference must be a file upload or an object {"image_url": ...}.', param="input_reference"
-        )
-    if bool(ref.get("image_url")) == bool(ref.get("file_id")):
-        raise ApplicationError("input_reference needs exactly one of image_url and file_id.", param="input_reference")
-    if ref.get("file_id"):
-        raise ApplicationError(
-            "input_reference.file_id is not supported here: upload the image or pass an image_url.",
-            param="input_reference",
-            code="unsupported_value",
-        )
-    image, _type, url = native._decode_image(str(ref["image_url"]), param="input_reference")
-    if image is not None:
-        return image, None
-    return None, url
-
-
 class VideoCreateApi(OrgScopedAPIView):
     """``POST /v1/videos``: start a video with any catalog model."""
 
     class InputSerializer(serializers.Serializer):
         prompt = serializers.CharField(max_length=services.PROMPT_MAX)
-        model = serializers.CharField(required=False, max_length=100, default=DEFAULT_MODEL)
+        # the contract defaults to sora-2, which OpenAI retired; a request that names no model is
+        # refused rather than spending money on a model the member did not choose
+        model = serializers.CharField(
+            max_length=100,
+            error_messages={"required": "Name the model: a canonical id (`veo-3.1`) or `supplier/model`."},
+        )
         seconds = serializers.CharField(required=False, max_length=6)
         size = serializers.CharField(required=False, max_length=20)
 
         def validate_seconds(self, value: str) -> int:
-            value = value.strip()
-            if not value.isdigit() or int(value) <= 0:
-                raise serializers.ValidationError('seconds must be a whole number of seconds, like "4".')
-            return int(value)
+            return parsing.parse_seconds(value)
 
         def validate_size(self, value: str) -> str:
-            value = value.strip().lower()
-            if not _SIZE_RE.match(value):
-                raise serializers.ValidationError("size must look like 1280x720 (width x height).")
-            return value
+            return parsing.parse_size(value)
 
     @extend_schema(
         operation_id="videos_create",
         summary="Create a video (OpenAI-compatible)",
         tags=[TAG],
         request={"application/json": _CreateJson, "multipart/form-data": _CreateMultipart},
-        parameters=[_IDEMPOTENCY_KEY],
-        responses={200: VideoOutput, **_ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        responses={200: VideoOutput, **ERRORS},
     )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        image, image_url = _input_reference(request)
+        image, image_url = parsing.input_reference(request)
         gen = services.generation_create(
             org=request.organization,
             user=request.user,
@@ -254,9 +117,9 @@ class VideoCreateApi(OrgScopedAPIView):
                 image=image,
                 image_url=image_url,
             ),
-            idempotency_key=_idempotency_key(request),
+            idempotency_key=parsing.idempotency_key(request),
         )
-        return Response(_video(gen))
+        return Response(video(gen))
 
 
 # --- list ----------------------------------------------------------------------------------
@@ -288,7 +151,7 @@ class VideoListApi(OrgScopedAPIView):
         summary="List videos (OpenAI-compatible)",
         tags=[TAG],
         parameters=[QuerySerializer],
-        responses={200: OutputSerializer, **_ERRORS},
+        responses={200: OutputSerializer, **ERRORS},
     )
     def get(self, request):
         query = self.QuerySerializer(data=request.query_params)
@@ -300,7 +163,7 @@ class VideoListApi(OrgScopedAPIView):
         return Response(
             {
                 "object": "list",
-                "data": [_video(gen) for gen in rows],
+                "data": [video(gen) for gen in rows],
                 "first_id": rows[0].public_id if rows else None,
                 "last_id": rows[-1].public_id if rows else None,
                 "has_more": has_more,
@@ -318,12 +181,12 @@ class VideoRetrieveApi(OrgScopedAPIView):
         operation_id="videos_retrieve",
         summary="Retrieve a video (OpenAI-compatible)",
         tags=[TAG],
-        responses={200: VideoOutput, **_ERRORS},
+        responses={200: VideoOutput, **ERRORS},
     )
     def get(self, request, video_id: str):
-        gen = _get_video(request, video_id)
+        gen = video_or_404(request, video_id)
         headers = None if gen.is_terminal else {"openai-poll-after-ms": str(poll_after_ms())}
-        return Response(_video(gen), headers=headers)
+        return Response(video(gen), headers=headers)
 
 
 class VideoDeleteApi(OrgScopedAPIView):
@@ -341,11 +204,11 @@ class VideoDeleteApi(OrgScopedAPIView):
         operation_id="videos_delete",
         summary="Delete a video (OpenAI-compatible)",
         tags=[TAG],
-        responses={200: OutputSerializer, **_ERRORS},
+        responses={200: OutputSerializer, **ERRORS},
     )
     def delete(self, request, video_id: str):
-        gen = _get_video(request, video_id)
-        services.generation_delete(by=native._membership(request), generation=gen)
+        gen = video_or_404(request, video_id)
+        services.generation_delete(by=parsing.membership(request), generation=gen)
         return Response({"id": gen.public_id, "object": "video.deleted", "deleted": True})
 
 
@@ -372,7 +235,7 @@ class VideoContentApi(OrgScopedAPIView):
         ],
         responses={
             (200, "video/mp4"): OpenApiResponse(response=bytes, description="The MP4 (or the thumbnail image)."),
-            **_ERRORS,
+            **ERRORS,
         },
     )
     def get(self, request, video_id: str):
@@ -385,7 +248,8 @@ class VideoContentApi(OrgScopedAPIView):
             )
         if variant not in ("video", "thumbnail"):
             raise ApplicationError("variant must be video or thumbnail.", param="variant")
-        return native.content_response(_get_video(request, video_id), variant)
+        gen = video_or_404(request, video_id)
+        return stored_file_response(selectors.generation_file(generation=gen, variant=variant))
 
 
 class VideoRemixApi(OrgScopedAPIView):
@@ -403,11 +267,11 @@ class VideoRemixApi(OrgScopedAPIView):
         summary="Remix a video (OpenAI-compatible)",
         tags=[TAG],
         request={"application/json": InputSerializer, "multipart/form-data": InputSerializer},
-        parameters=[_IDEMPOTENCY_KEY],
-        responses={200: VideoOutput, **_ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        responses={200: VideoOutput, **ERRORS},
     )
     def post(self, request, video_id: str):
-        source = _get_video(request, video_id)  # first: another organization's id is a 404, whatever the body
+        source = video_or_404(request, video_id)  # first: another organization's id is a 404, whatever the body
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         gen = services.generation_remix(
@@ -415,6 +279,6 @@ class VideoRemixApi(OrgScopedAPIView):
             user=request.user,
             source=source,
             prompt=data.validated_data["prompt"],
-            idempotency_key=_idempotency_key(request),
+            idempotency_key=parsing.idempotency_key(request),
         )
-        return Response(_video(gen))
+        return Response(video(gen))

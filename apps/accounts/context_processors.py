@@ -1,11 +1,12 @@
+from apps.accounts.selectors import memberships_for_user
+
+
 def tenant(request):
     """The current organization and the user's other organizations, for the layout's switcher."""
     org = getattr(request, "organization", None)
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"current_org": org, "current_membership": None, "user_memberships": ()}
-    from apps.accounts.selectors import memberships_for_user
-
     return {
         "current_org": org,
         "current_membership": getattr(request, "membership", None),

@@ -1,0 +1,58 @@
+"""The cost ledger's one table. It was created by ``apps.generations`` and keeps its table name
+(``generations_usageentry``): moving the model here changed Django's state only, no data moved."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from apps.core.scoping import TenantScopedModel
+
+
+class EntryKind(models.TextChoices):
+    HOLD = "hold", "Hold"
+    RELEASE = "release", "Release"
+    CHARGE = "charge", "Charge"
+    REFUND = "refund", "Refund"
+    # a hold re-priced when the job moved to another supplier (new price - old price)
+    ADJUST = "adjust", "Hold adjustment"
+
+
+class UsageEntry(TenantScopedModel):
+    """The append-only cost ledger. Amounts are signed USD: a hold reserves (+), its release
+    returns it (-), a charge spends (+), a refund gives back (-). ``SUM(amount)`` over a period is
+    what is spent or reserved, which is what budgets are checked against; every hold is matched by
+    exactly one release. ``period`` is the month of the generation, so a job spanning midnight at
+    the end of a month stays in one month."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="usage_entries")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_entries")
+    generation = models.ForeignKey("generations.Generation", on_delete=models.PROTECT, related_name="usage_entries")
+    kind = models.CharField(max_length=10, choices=EntryKind.choices)
+    amount = models.DecimalField(max_digits=12, decimal_places=4)
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=60)
+    seconds = models.PositiveIntegerField()
+    price_version = models.CharField(max_length=60, blank=True)
+    period = models.DateField(help_text="First day of the month this entry counts in")
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "generations_usageentry"
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["organization", "period"], name="usage_org_period"),
+            models.Index(fields=["organization", "user", "period"], name="usage_org_user_period"),
+        ]
+        constraints = [
+            # a generation has at most one hold, one release and one charge (refunds may repeat)
+            models.UniqueConstraint(
+                fields=["generation", "kind"],
+                condition=models.Q(kind__in=["hold", "release", "charge"]),
+                name="one_ledger_entry_per_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} for {self.generation_id}"

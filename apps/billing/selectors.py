@@ -1,0 +1,174 @@
+"""Reads of money: the usage report, its CSV rows, budget use, and the operators' monthly totals.
+
+Every function for members takes the organization; the operators' functions (``ledger_*``,
+``organization_usage``) read across organizations through ``all_orgs``, for the admin only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDate, TruncMonth
+from django.utils import timezone
+
+from apps.accounts.models import Membership, Organization
+from apps.billing import ledger
+from apps.billing.models import EntryKind, UsageEntry
+from apps.core.dates import start_of_day
+from apps.generations.models import Generation, State
+
+ZERO = Decimal("0")
+SPENT = (EntryKind.CHARGE, EntryKind.REFUND)
+RESERVED = (EntryKind.HOLD, EntryKind.RELEASE)
+
+
+@dataclass
+class UsageReport:
+    start: date
+    end: date
+    total_cost: Decimal = ZERO
+    reserved: Decimal = ZERO
+    count: int = 0
+    completed: int = 0
+    failed: int = 0
+    seconds: int = 0
+    by_provider: list[dict] = field(default_factory=list)
+    by_model: list[dict] = field(default_factory=list)
+    by_member: list[dict] = field(default_factory=list)
+    by_day: list[dict] = field(default_factory=list)
+
+    @property
+    def success_rate(self) -> float | None:
+        finished = self.completed + self.failed
+        return self.completed / finished if finished else None
+
+
+def usage_report(*, org: Organization, start: date, end: date, user=None) -> UsageReport:
+    """Costs from the ledger (charges and refunds), counts from generations, for [start, end]."""
+    since, until = start_of_day(start), start_of_day(end + timedelta(days=1))
+    entries = UsageEntry.objects.filter(organization=org, created_at__gte=since, created_at__lt=until)
+    gens = Generation.objects.filter(organization=org, created_at__gte=since, created_at__lt=until)
+    if user is not None:
+        entries, gens = entries.filter(user=user), gens.filter(user=user)
+    spent = entries.filter(kind__in=SPENT)
+    report = UsageReport(start=start, end=end)
+    report.total_cost = spent.aggregate(t=Sum("amount"))["t"] or ZERO
+    report.reserved = entries.filter(kind__in=RESERVED).aggregate(t=Sum("amount"))["t"] or ZERO
+    counts = gens.aggregate(
+        count=Count("id"),
+        completed=Count("id", filter=Q(state=State.COMPLETED)),
+        failed=Count("id", filter=Q(state__in=[State.FAILED, State.CANCELED])),
+        seconds=Sum("seconds", filter=Q(state=State.COMPLETED)),
+    )
+    report.count, report.completed, report.failed = counts["count"], counts["completed"], counts["failed"]
+    report.seconds = counts["seconds"] or 0
+    report.by_provider = list(
+        spent.values("provider")
+        .annotate(cost=Sum("amount"), videos=Count("id", filter=Q(kind=EntryKind.CHARGE)))
+        .order_by("-cost")
+    )
+    report.by_model = list(
+        spent.values("provider", "model")
+        .annotate(cost=Sum("amount"), videos=Count("id", filter=Q(kind=EntryKind.CHARGE)))
+        .order_by("-cost")
+    )
+    report.by_member = list(
+        spent.values("user__email")
+        .annotate(cost=Sum("amount"), videos=Count("id", filter=Q(kind=EntryKind.CHARGE)))
+        .order_by("-cost")
+    )
+    report.by_day = list(
+        spent.annotate(day=TruncDate("created_at")).values("day").annotate(cost=Sum("amount")).order_by("day")
+    )
+    return report
+
+
+def usage_rows(*, org: Organization, start: date, end: date) -> list[dict]:
+    """Spending (charges and refunds) for [start, end] by day, provider, model and member: the CSV."""
+    since, until = start_of_day(start), start_of_day(end + timedelta(days=1))
+    return list(
+        UsageEntry.objects.filter(
+            organization=org,
+            created_at__gte=since,
+            created_at__lt=until,
+            kind__in=SPENT,
+        )
+        .annotate(day=TruncDate("created_at"))
+        .values("day", "provider", "model", "user__email")
+        .annotate(
+            cost=Sum("amount"),
+            videos=Count("id", filter=Q(kind=EntryKind.CHARGE)),
+            seconds=Sum("seconds", filter=Q(kind=EntryKind.CHARGE)),
+        )
+        .order_by("day", "provider", "model", "user__email")
+    )
+
+
+@dataclass(frozen=True)
+class BudgetUse:
+    """Spent plus reserved this month against a monthly budget (None: no limit)."""
+
+    used: Decimal
+    limit: Decimal | None
+
+    @property
+    def remaining(self) -> Decimal | None:
+        return None if self.limit is None else max(self.limit - self.used, ZERO)
+
+    @property
+    def percent(self) -> int:
+        if not self.limit:
+            return 100 if self.limit is not None and self.used > 0 else 0
+        return max(0, min(100, round(self.used / self.limit * 100)))
+
+
+def budget_status(*, org: Organization, membership: Membership, day: date | None = None) -> tuple[BudgetUse, BudgetUse]:
+    """(organization, member) budget use for the month of ``day`` (today by default)."""
+    period = ledger.period_of(day or timezone.localdate())
+    org_use = BudgetUse(used=ledger.committed(org=org, period=period), limit=org.monthly_budget)
+    member_use = BudgetUse(
+        used=ledger.committed(org=org, period=period, user=membership.user), limit=membership.effective_monthly_limit()
+    )
+    return org_use, member_use
+
+
+# --- operators (the admin): across organizations ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerTotals:
+    by_org: list[dict]
+    by_member: list[dict]
+
+
+def ledger_monthly_totals(*, org_limit: int = 500, member_limit: int = 2000) -> LedgerTotals:
+    """Monthly totals per organization and per member: spent (charges less refunds), still
+    reserved (open holds) and videos charged, newest month first."""
+    months = UsageEntry.all_orgs.annotate(month=TruncMonth("period"))
+    totals = {
+        "spent": Sum("amount", filter=Q(kind__in=SPENT)),
+        "reserved": Sum("amount", filter=Q(kind__in=RESERVED)),
+        "videos": Count("id", filter=Q(kind=EntryKind.CHARGE)),
+    }
+    by_org = (
+        months.values("month", "organization__slug", "organization__name")
+        .annotate(**totals)
+        .order_by("-month", "organization__slug")[:org_limit]
+    )
+    by_member = (
+        months.values("month", "organization__slug", "user__email")
+        .annotate(**totals)
+        .order_by("-month", "organization__slug", "user__email")[:member_limit]
+    )
+    return LedgerTotals(by_org=list(by_org), by_member=list(by_member))
+
+
+def organization_usage(*, org: Organization, day=None) -> tuple[Decimal, Decimal]:
+    """(spent, reserved) of one organization in the month of ``day`` (now by default)."""
+    qs = UsageEntry.all_orgs.filter(organization=org, period=ledger.period_of(day or timezone.now()))
+    spent = qs.filter(kind__in=SPENT).aggregate(t=Sum("amount"))["t"] or ZERO
+    held = qs.filter(kind__in=RESERVED).aggregate(t=Sum("amount"))["t"] or ZERO
+    return spent, held

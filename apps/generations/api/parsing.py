@@ -1,0 +1,138 @@
+"""The request parser both API shapes share: images (data URIs and URLs, OpenAI's
+``input_reference``), sizes and aspect ratios, integer and date query parameters, the
+``Idempotency-Key`` header and the member behind a token. Errors are ApplicationErrors naming the
+parameter, so they reach the client as a 400 in the error envelope."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import date
+
+from django.conf import settings
+from rest_framework import serializers
+
+from apps.accounts.models import Membership
+from apps.core.errors import ApplicationError
+
+IDEMPOTENCY_KEY_MAX = 200
+SIZE_RE = re.compile(r"^\d{1,5}x\d{1,5}$")
+
+
+def idempotency_key(request) -> str:
+    """The ``Idempotency-Key`` header, stripped and cut to what the database keeps ("" if none)."""
+    return request.headers.get("Idempotency-Key", "").strip()[:IDEMPOTENCY_KEY_MAX]
+
+
+def membership(request) -> Membership:
+    """The token's member of the request's organization."""
+    return Membership.objects.select_related("organization", "user").get(
+        organization=request.organization, user=request.user
+    )
+
+
+def decode_image(value: str, *, param: str = "image") -> tuple[bytes | None, str | None, str | None]:
+    """An https URL or a ``data:<type>;base64,...`` URI. Returns (bytes, type, url)."""
+    if value.startswith("data:"):
+        header, _, payload = value.partition(",")
+        if ";base64" not in header:
+            raise ApplicationError(f"{param} data URIs must be base64-encoded.", param=param)
+        # refuse an oversized payload from its length, before decoding it into memory
+        limit = settings.INPUT_IMAGE_MAX_BYTES
+        if len(payload) // 4 * 3 > limit + 2:
+            raise ApplicationError(
+                f"The image is about {len(payload) * 3 / 4e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.", param=param
+            )
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApplicationError(f"{param} is not valid base64.", param=param) from None
+        return data, header[5:].split(";")[0] or None, None
+    if value.startswith(("https://", "http://")):
+        return None, None, value
+    raise ApplicationError(f"{param} must be an https URL or a data: URI.", param=param)
+
+
+def input_reference(request) -> tuple[bytes | None, str | None]:
+    """OpenAI's ``input_reference`` as (image bytes, image URL): a multipart file part, an object
+    ``{"image_url": ...}`` in JSON, or bracketed multipart keys ``input_reference[image_url]``."""
+    upload = request.FILES.get("input_reference")
+    if upload is not None:
+        # the image's type is sniffed from its bytes by the service; the SDK's part type is a guess.
+        # One byte past the limit at most: the service reports the size, never more memory.
+        return upload.read(settings.INPUT_IMAGE_MAX_BYTES + 1), None
+    data = request.data
+    ref = data.get("input_reference")
+    if ref in (None, ""):
+        ref = {k: data.get(f"input_reference[{k}]") for k in ("image_url", "file_id")}
+        ref = {k: v for k, v in ref.items() if v not in (None, "")} or None
+    if ref is None:
+        return None, None
+    if not isinstance(ref, dict):
+        raise ApplicationError(
+            'input_reference must be a file upload or an object {"image_url": ...}.', param="input_reference"
+        )
+    if bool(ref.get("image_url")) == bool(ref.get("file_id")):
+        raise ApplicationError("input_reference needs exactly one of image_url and file_id.", param="input_reference")
+    if ref.get("file_id"):
+        raise ApplicationError(
+            "input_reference.file_id is not supported here: upload the image or pass an image_url.",
+            param="input_reference",
+            code="unsupported_value",
+        )
+    image, _type, url = decode_image(str(ref["image_url"]), param="input_reference")
+    if image is not None:
+        return image, None
+    return None, url
+
+
+def parse_aspect_ratio(text: str) -> tuple[int, int]:
+    """``16:9`` (or a pixel pair such as ``1280:720``, or ``WxH``) as (width, height)."""
+    text = text.strip().lower().replace("x", ":")
+    try:
+        w, h = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise ApplicationError("aspect_ratio must look like 16:9.", param="aspect_ratio") from None
+    if w <= 0 or h <= 0:
+        raise ApplicationError("aspect_ratio must look like 16:9.", param="aspect_ratio")
+    return w, h
+
+
+def parse_size(value: str) -> str:
+    """A ``WxH`` size (a serializer field's validator: raises serializers.ValidationError)."""
+    value = value.strip().lower()
+    if not SIZE_RE.match(value):
+        raise serializers.ValidationError("size must look like 1280x720 (width x height).")
+    return value
+
+
+def parse_seconds(value: str) -> int:
+    """OpenAI's ``seconds``, a string of whole seconds (a serializer field's validator)."""
+    value = value.strip()
+    if not value.isdigit() or int(value) <= 0:
+        raise serializers.ValidationError('seconds must be a whole number of seconds, like "4".')
+    return int(value)
+
+
+def int_param(request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApplicationError(f"{name} must be an integer.", param=name) from None
+    if not low <= value <= high:
+        raise ApplicationError(f"{name} must be between {low} and {high}.", param=name)
+    return value
+
+
+def date_param(request, name: str, default: date) -> date:
+    raw = request.query_params.get(name)
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApplicationError(f"{name} must be a date like 2026-11-01.", param=name) from None
