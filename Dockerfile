@@ -8,7 +8,8 @@ COPY . .
 RUN SECRET_KEY=build FERNET_KEYS=$(python -c "from cryptography.fernet import Fernet;print(Fernet.generate_key().decode())") \
     DATABASE_URL=sqlite:////tmp/build.sqlite3 REDIS_URL=redis://localhost:6379/0 \
     python manage.py collectstatic --noinput
-RUN useradd --create-home app
+# the metrics volume of docker-compose.yml starts from this directory, owned by app
+RUN useradd --create-home app && mkdir -p /var/lib/mediarouter/metrics && chown app /var/lib/mediarouter/metrics
 USER app
 EXPOSE 8000
 CMD ["gunicorn", "mediarouter.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-", "--logger-class", "mediarouter.logging.GunicornLogger"]

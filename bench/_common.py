@@ -234,7 +234,7 @@ def start_emulator(
     env = dict(os.environ, PYTHONPATH=str(ROOT), DJANGO_SETTINGS_MODULE="mediarouter.settings_test")
     proc = procs.start("emulator", [PYTHON, "-m", module, "--port", str(port), *args], env=env, log=log)
     wait_port(port)
-    prefix = "/v1" if module.endswith("openai") else ""
+    prefix = "/v1" if module.endswith(("openai", "sora")) else ""  # the OpenAI emulator serves /v1/...
     return proc, f"http://127.0.0.1:{port}{prefix}"
 
 

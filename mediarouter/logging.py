@@ -17,6 +17,8 @@ import logging
 import re
 
 from gunicorn import glogging
+from pythonjsonlogger import json as jsonlogger
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 REDACTED = "[redacted]"
 
@@ -24,6 +26,8 @@ _SEP = r"(?:/|%2[Ff])"  # a slash, plain or percent-encoded (in ?next=… and re
 _SEGMENT = r"[A-Za-z0-9_\-]+"  # token_urlsafe, Django's reset tokens and base64 user ids
 _INVITE = re.compile(rf"({_SEP}invite{_SEP}){_SEGMENT}")
 _RESET = re.compile(rf"({_SEP}password{_SEP}reset{_SEP})({_SEGMENT})({_SEP})({_SEGMENT})")
+# provider callback URLs (/hooks/providers/<slug>/<token>, apps/generations/callbacks.py)
+_HOOK = re.compile(rf"({_SEP}hooks{_SEP}providers{_SEP}{_SEGMENT}{_SEP}){_SEGMENT}")
 
 
 def _reset(match: re.Match) -> str:
@@ -34,9 +38,9 @@ def _reset(match: re.Match) -> str:
 
 def redact(text: str) -> str:
     """``text`` with the secret parts of invitation and password-reset URLs replaced."""
-    if "invite" not in text and "reset" not in text:
+    if "invite" not in text and "reset" not in text and "hooks" not in text:
         return text
-    return _RESET.sub(_reset, _INVITE.sub(rf"\1{REDACTED}", text))
+    return _HOOK.sub(rf"\1{REDACTED}", _RESET.sub(_reset, _INVITE.sub(rf"\1{REDACTED}", text)))
 
 
 class RedactSecretsFilter(logging.Filter):
@@ -71,3 +75,19 @@ class GunicornLogger(glogging.Logger):
     def atoms(self, resp, req, environ, request_time) -> dict:
         atoms = super().atoms(resp, req, environ, request_time)
         return {name: redact(value) if isinstance(value, str) else value for name, value in atoms.items()}
+
+
+class JsonFormatter(jsonlogger.JsonFormatter):
+    """``LOG_FORMAT=json``: python-json-logger's one object a line, redacted like the plain format.
+
+    The whole line is redacted, not just the message: the formatter renders a traceback from
+    ``exc_info`` itself (not from the filter's redacted ``exc_text``) and adds a record's extra
+    attributes as fields. Django's ``request`` extra (an ``HttpRequest``, its path included) is left
+    out; ``status_code`` stays."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, "request", "server_time"])
+        super().__init__(*args, **kwargs)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))

@@ -7,7 +7,9 @@ starts
 
 - ``web``: gunicorn, as in the ``Procfile`` but on 127.0.0.1 with gthread workers and a keep-alive
   (a browser or an SDK reuses its connection), a listen backlog of 2048, and ``DEBUG`` off;
-- ``worker`` and ``beat``: Celery, as in the ``Procfile``.
+- ``worker`` (the default, submit and poll queues, ``WORKER_CONCURRENCY`` processes), ``downloads``
+  (the download queue, ``DOWNLOAD_CONCURRENCY`` processes: a long download never holds up a poll)
+  and ``beat``: Celery, as in the ``Procfile`` (which also gives polls their own worker);
 
 supervisord restarts any of them that exits (a crash, a kill) while the others keep running, and
 stops all of them on Ctrl-C (SIGINT), SIGTERM or SIGQUIT; the children run in process groups of
@@ -18,7 +20,10 @@ status`` (or ``restart worker``) talks to it over a unix socket that only the ow
 ``--dev`` (``make dev``) runs Django's ``runserver`` (autoreload) with ``DEBUG`` on instead.
 
 Settings: ``PORT`` (8000), ``WEB_CONCURRENCY`` (2 gunicorn workers), ``WEB_THREADS`` (4 threads each),
-``WORKER_CONCURRENCY`` (2 Celery processes), ``MEDIAROUTER_VAR_DIR`` (``.var``).
+``WORKER_CONCURRENCY`` (2 Celery processes), ``DOWNLOAD_CONCURRENCY`` (1), ``CELERY_QUEUE_PREFIX``
+(``mediarouter``), ``MEDIAROUTER_VAR_DIR`` (``.var``). Every program writes its metrics into
+``PROMETHEUS_MULTIPROC_DIR`` (default ``$MEDIAROUTER_VAR_DIR/prometheus``, emptied at each start), which
+``/metrics`` adds up.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from mediarouter.queues import queue_names
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -53,7 +60,14 @@ class Program:
 
 
 def programs(
-    *, dev: bool, port: int, web_workers: int, web_threads: int, worker_concurrency: int, python: str = sys.executable
+    *,
+    dev: bool,
+    port: int,
+    web_workers: int,
+    web_threads: int,
+    worker_concurrency: int,
+    download_concurrency: int = 1,
+    python: str = sys.executable,
 ) -> list[Program]:
     if dev:
         web = Program("web", [python, "manage.py", "runserver", f"{HOST}:{port}"], priority=100, stopasgroup=True)
@@ -74,9 +88,21 @@ def programs(
             priority=100,
         )  # fmt: skip
     celery = [python, "-m", "celery", "-A", "mediarouter"]
+    queues = queue_names()
+    # 2 cores: submits and polls (short provider calls) share one pool; downloads have their own
+    worker = [
+        *celery,
+        "worker",
+        "--hostname",
+        "worker@%h",
+        "--queues",
+        f"{queues['default']},{queues['submit']},{queues['poll']}",
+    ]
+    downloads = [*celery, "worker", "--hostname", "downloads@%h", "--queues", queues["download"]]
     return [
         web,
-        Program("worker", [*celery, "worker", "--loglevel", "INFO", "--concurrency", str(worker_concurrency)], 200),
+        Program("worker", [*worker, "--loglevel", "INFO", "--concurrency", str(worker_concurrency)], 200),
+        Program("downloads", [*downloads, "--loglevel", "INFO", "--concurrency", str(download_concurrency)], 250),
         Program("beat", [*celery, "beat", "--loglevel", "INFO"], 300),
     ]
 
@@ -190,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         web_workers=_int_env("WEB_CONCURRENCY", 2),
         web_threads=_int_env("WEB_THREADS", 4),
         worker_concurrency=_int_env("WORKER_CONCURRENCY", 2),
+        download_concurrency=_int_env("DOWNLOAD_CONCURRENCY", 1),
         python=python,
     )
     var_dir = Path(os.environ.get("MEDIAROUTER_VAR_DIR") or BASE_DIR / ".var").resolve()
@@ -220,11 +247,19 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         raise SystemExit(130) from None
 
+    # Every program's counters and histograms, added up by /metrics (prometheus-client's multiprocess
+    # mode). Set only now: migrate and collectstatic above leave no files there. Emptied at each
+    # start: the files of processes that no longer run would otherwise be added up forever.
+    metrics_dir = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or var_dir / "prometheus")
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     conf = run_dir / "supervisord.conf"
     conf.write_text(supervisord_conf(run_dir=run_dir, programs=progs))
     server = "runserver, DEBUG on" if args.dev else "gunicorn"
     print(
-        f"MediaRouter on http://{HOST}:{port}/ ({server}; sign up there). Ctrl-C stops web, worker and beat;\n"
+        f"MediaRouter on http://{HOST}:{port}/ ({server}; sign up there). Ctrl-C stops web, workers and beat;\n"
         f"a process that dies is restarted. Status: {Path(python).parent / 'supervisorctl'} -c {conf} status",
         flush=True,
     )

@@ -11,12 +11,15 @@ Three modes, chosen by DJANGO_ENV:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
 import environ
 from csp.constants import NONE, SELF, UNSAFE_INLINE
+from kombu import Queue
 
+from mediarouter import queues
 from mediarouter.env import check_production, load_dev_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -76,6 +79,7 @@ INSTALLED_APPS = [
     "apps.generations",
     "apps.billing",
     "apps.audit",
+    "apps.webhooks",
     "axes",
     "csp",
 ]
@@ -176,6 +180,32 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER",
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
+# Queues: submits, polls and downloads each have their own, so a long download never holds up a
+# poll. Every name derives from one prefix (the test suite makes it unique per run). The default
+# queue carries everything else (the dispatcher, webhooks, pings). Workers pick queues with -Q
+# (Procfile, docker-compose.yml, mediarouter/run.py); README "Running it in production".
+CELERY_QUEUE_PREFIX = env.str("CELERY_QUEUE_PREFIX", default=queues.DEFAULT_PREFIX)
+CELERY_QUEUE_NAMES = queues.queue_names(CELERY_QUEUE_PREFIX)  # {"default": prefix, "poll": "<prefix>.poll", …}
+CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_NAMES["default"]
+# a worker started without -Q (``celery -A mediarouter worker``) consumes all of them
+CELERY_TASK_QUEUES = [Queue(name) for name in CELERY_QUEUE_NAMES.values()]
+CELERY_TASK_ROUTES = {  # glob patterns: a batched variant of a step (generations.poll_batch) follows it
+    "generations.submit*": {"queue": CELERY_QUEUE_NAMES["submit"]},
+    "generations.reconcile*": {"queue": CELERY_QUEUE_NAMES["submit"]},
+    "generations.poll*": {"queue": CELERY_QUEUE_NAMES["poll"]},
+    "generations.download*": {"queue": CELERY_QUEUE_NAMES["download"]},
+}
+# Time limits per kind of step, whichever worker runs it (hard limit: the soft one + 30 s). A submit
+# must end well inside GENERATION_SUBMIT_LEASE_SECONDS; a download streams up to VIDEO_MAX_BYTES.
+_STEP_TIME_LIMITS = {
+    "submit": env.int("CELERY_SUBMIT_SOFT_TIME_LIMIT", default=90),
+    "poll": env.int("CELERY_POLL_SOFT_TIME_LIMIT", default=60),
+    "download": env.int("CELERY_DOWNLOAD_SOFT_TIME_LIMIT", default=1800),
+}
+CELERY_TASK_ANNOTATIONS = {
+    f"generations.{task}": {"soft_time_limit": _STEP_TIME_LIMITS[kind], "time_limit": _STEP_TIME_LIMITS[kind] + 30}
+    for task, kind in (("submit", "submit"), ("reconcile", "submit"), ("poll", "poll"), ("download", "download"))
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Files ---------------------------------------------------------------------------------
@@ -292,8 +322,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
+        # DRF's, strict: depth-limited JSON, multipart refused without its closing boundary
+        "apps.core.parsers.JSONParser",
+        "apps.core.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
@@ -350,6 +381,11 @@ PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=30.0)
 PROVIDER_ALLOW_HTTP = env.bool("PROVIDER_ALLOW_HTTP", default=not IS_PRODUCTION)
 VIDEO_MAX_BYTES = env.int("VIDEO_MAX_BYTES", default=2 * 1024**3)
+# Provider callbacks (apps/generations/callbacks.py): where providers reach /hooks/providers/…
+# (used as given; empty: SITE_URL when it is public https, else no callbacks, polling only), and
+# the poll interval of a job whose provider will call back (the safety net for a lost callback).
+PROVIDER_CALLBACK_BASE_URL = env.str("PROVIDER_CALLBACK_BASE_URL", default="").rstrip("/")
+PROVIDER_CALLBACK_POLL_SECONDS = env.float("PROVIDER_CALLBACK_POLL_SECONDS", default=60.0)
 
 # --- Generation engine ---------------------------------------------------------------------
 GENERATION_DEADLINE_SECONDS = env.int("GENERATION_DEADLINE_SECONDS", default=2 * 3600)
@@ -361,11 +397,27 @@ GENERATION_LEASE_GRACE_SECONDS = env.float("GENERATION_LEASE_GRACE_SECONDS", def
 GENERATION_SUBMIT_LEASE_SECONDS = env.float("GENERATION_SUBMIT_LEASE_SECONDS", default=120.0)
 GENERATION_DOWNLOAD_LEASE_SECONDS = env.float("GENERATION_DOWNLOAD_LEASE_SECONDS", default=300.0)
 CELERY_BEAT_SCHEDULE = {
+    # what each key may use, where the provider reports it (the Gemini API's video models)
+    "refresh-key-details": {"task": "api_keys.refresh_key_details", "schedule": 24 * 3600.0},
     "dispatch-due-generations": {
         "task": "generations.dispatch_due",
         "schedule": GENERATION_DISPATCH_INTERVAL_SECONDS,
         "options": {"expires": GENERATION_DISPATCH_INTERVAL_SECONDS * 2},
     },
+}
+# --- Team webhooks (apps.webhooks) -----------------------------------------------------------
+# An endpoint URL may point at a private or loopback address only in development and tests.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=not IS_PRODUCTION)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+WEBHOOK_MAX_CONCURRENCY = env.int("WEBHOOK_MAX_CONCURRENCY", default=4)
+WEBHOOK_RETRY_HOURS = env.float("WEBHOOK_RETRY_HOURS", default=24.0)
+WEBHOOK_DISABLE_AFTER_DAYS = env.float("WEBHOOK_DISABLE_AFTER_DAYS", default=3.0)
+WEBHOOK_SECRET_OVERLAP_HOURS = env.float("WEBHOOK_SECRET_OVERLAP_HOURS", default=24.0)
+WEBHOOK_DISPATCH_INTERVAL_SECONDS = env.float("WEBHOOK_DISPATCH_INTERVAL_SECONDS", default=10.0)
+CELERY_BEAT_SCHEDULE["dispatch-due-webhooks"] = {
+    "task": "webhooks.dispatch_due",
+    "schedule": WEBHOOK_DISPATCH_INTERVAL_SECONDS,
+    "options": {"expires": WEBHOOK_DISPATCH_INTERVAL_SECONDS * 2},
 }
 INPUT_IMAGE_MAX_BYTES = env.int("INPUT_IMAGE_MAX_BYTES", default=10 * 1024 * 1024)
 # An input image's declared size is checked from its header before it is decoded (image bombs):
@@ -387,7 +439,8 @@ if IS_PRODUCTION:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # probes and scrapers inside the private network speak plain http (/metrics: README "Metrics")
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     if env.bool("USE_X_FORWARDED_PROTO", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -414,15 +467,41 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# --- Metrics (apps/metrics) ----------------------------------------------------------------
+# /metrics: with a token, scrapers send "Authorization: Bearer <token>"; with networks, only those
+# addresses connect. Neither: 404 in production, loopback clients only otherwise (apps/metrics/views.py).
+# Counters and histograms of every process (workers included) reach the scrape through
+# prometheus-client's multiprocess mode: the PROMETHEUS_MULTIPROC_DIR environment variable.
+METRICS_TOKEN = envsecret("METRICS_TOKEN") or ""
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+try:
+    for _network in METRICS_ALLOWED_NETWORKS:
+        ipaddress.ip_network(_network, strict=False)
+except ValueError as exc:
+    raise environ.ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {exc}") from None
+
 # --- Logging -------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")  # or "json": one JSON object a line (python-json-logger)
+if LOG_FORMAT not in ("plain", "json"):
+    raise environ.ImproperlyConfigured("LOG_FORMAT must be plain or json")
+# Celery workers replace the root logger's handlers with their own unless told not to: in JSON mode
+# they keep this configuration (JSON lines, the redaction filter) like every other process.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "mediarouter.logging.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
     # invitation and password-reset tokens never reach a log (mediarouter/logging.py)
     "filters": {"redact_secrets": {"()": "mediarouter.logging.RedactSecretsFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

@@ -7,6 +7,9 @@ from pathlib import Path
 
 os.environ.setdefault("DJANGO_ENV", "test")
 os.environ.setdefault("MEDIAROUTER_VAR_DIR", str(Path(__file__).resolve().parent.parent / ".var" / "test"))
+# Queues of their own per test run, inherited by child processes (a real worker), so parallel runs
+# never share messages: every queue name derives from this prefix (CELERY_QUEUE_NAMES in settings.py).
+os.environ["CELERY_QUEUE_PREFIX"] = os.environ.setdefault("MEDIAROUTER_TEST_QUEUE", f"mr-test-{uuid.uuid4().hex[:10]}")
 
 from mediarouter.settings import *  # noqa: F403
 from mediarouter.settings import CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_BROKER_URL, DATABASES, VAR_DIR
@@ -23,6 +26,8 @@ SANDBOX_JOB_SECONDS = 1.0
 # emulator, or nothing on this port), which is also what keeps the retired Sora 2 models usable.
 # tests/generations/test_create.py removes it to see them refused.
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+# an open circuit (apps.generations.routing) waits this long in tests, not a minute
+ROUTER_CIRCUIT_OPEN_SECONDS = 2.0
 # One media folder per test run, shared with the run's child processes (a real worker, commands)
 # through the variable. The process that made it (the pytest session) removes it at the end
 # (tests/conftest.py, pytest_sessionfinish); children and a folder given from outside are left alone.
@@ -45,16 +50,16 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 # at the test database and at a queue of their own through these variables.
 if os.environ.get("MEDIAROUTER_TEST_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["MEDIAROUTER_TEST_DB_NAME"]
-# A queue per test run, inherited by child processes, so parallel runs never share messages.
-CELERY_TASK_DEFAULT_QUEUE = os.environ.setdefault("MEDIAROUTER_TEST_QUEUE", f"mr-test-{uuid.uuid4().hex[:10]}")
 
 # The engine's timings, shortened so integration tests finish in seconds.
 GENERATION_LEASE_GRACE_SECONDS = 3.0
 GENERATION_POLL_MIN_SECONDS = 0.3
 GENERATION_POLL_MAX_SECONDS = 2.0
 GENERATION_DISPATCH_INTERVAL_SECONDS = 1.0
+WEBHOOK_DISPATCH_INTERVAL_SECONDS = 1.0
 CELERY_BEAT_SCHEDULE = {
-    "dispatch-due-generations": {"task": "generations.dispatch_due", "schedule": GENERATION_DISPATCH_INTERVAL_SECONDS}
+    "dispatch-due-generations": {"task": "generations.dispatch_due", "schedule": GENERATION_DISPATCH_INTERVAL_SECONDS},
+    "dispatch-due-webhooks": {"task": "webhooks.dispatch_due", "schedule": WEBHOOK_DISPATCH_INTERVAL_SECONDS},
 }
 
 # API throttling stays on, with rates no suite reaches; throttling tests lower them (and clear the

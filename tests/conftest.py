@@ -19,8 +19,43 @@ PASSWORD = "correct horse battery staple"
 pytest_plugins = ["tests.emulators.fixtures", "tests.live"]
 
 
+_REDIS_KEYS_BEFORE: set[bytes] | None = None
+
+
+def _test_redis():
+    """The Redis database of this run (REDIS_URL), or None on the embedded default."""
+    import os
+
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return None
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+def pytest_sessionstart(session):
+    """Remember which keys the run's Redis database held, to leave it as found."""
+    global _REDIS_KEYS_BEFORE
+    client = _test_redis()
+    if client is not None and not hasattr(session.config, "workerinput"):
+        _REDIS_KEYS_BEFORE = set(client.scan_iter(count=1000))
+
+
+def _leave_redis_as_found() -> None:
+    """Delete the keys the run added (Celery results, kombu bindings, throttle counters, the
+    circuits): Redis is a shared service and is left as the run found it."""
+    client = _test_redis()
+    if client is None or _REDIS_KEYS_BEFORE is None:
+        return
+    added = [key for key in client.scan_iter(count=1000) if key not in _REDIS_KEYS_BEFORE]
+    for start in range(0, len(added), 500):
+        client.delete(*added[start : start + 500])
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """Remove the run's media folder (a temporary directory made by mediarouter/settings_test.py),
+    """Leave Redis as found (see above), and remove the run's media folder (a temporary directory
+    made by mediarouter/settings_test.py),
     in the process that made it only: not in an xdist worker nor in a session started by a test
     with the folder handed down to it."""
     import os
@@ -28,6 +63,8 @@ def pytest_sessionfinish(session, exitstatus):
 
     from django.conf import settings
 
+    if not hasattr(session.config, "workerinput"):
+        _leave_redis_as_found()
     if hasattr(session.config, "workerinput") or not getattr(settings, "TEST_MEDIA_ROOT_OWNED", False):
         return
     media_root = os.environ.get("MEDIAROUTER_TEST_MEDIA_ROOT", "")

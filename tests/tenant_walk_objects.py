@@ -24,8 +24,46 @@ def build(tenants) -> dict[str, str]:
         created_by=tenants.alice,
     )
     objects["key_id"] = key.public_id
-    objects["video_id"] = _alice_video(tenants).public_id
+    video = _alice_video(tenants)
+    objects["video_id"] = video.public_id
+    objects.update(_alice_callback(video))
+    objects["token"] = _alice_input_url_token(tenants, video)
+    objects.update(_alice_webhook(tenants))
     return objects
+
+
+def _alice_webhook(tenants) -> dict[str, str]:
+    """One of alice's webhook endpoints with one delivery (a test event)."""
+    from apps.accounts.models import Membership
+    from apps.core.scoping import org_scope
+    from apps.webhooks import services
+
+    with org_scope(tenants.org_a):
+        alice = Membership.objects.get(user=tenants.alice)
+        endpoint, _secret = services.endpoint_create(by=alice, url="http://127.0.0.1:9/alice-hooks")
+        delivery = services.endpoint_test(by=alice, public_id=endpoint.public_id)
+    return {"webhook_id": endpoint.public_id, "delivery_id": delivery.public_id}
+
+
+def _alice_input_url_token(tenants, video) -> str:
+    """``/inputs/<token>/``: a signed, expiring URL of one stored input image, handed to the
+    supplier that fetches it (a capability, like an S3 presigned URL: whoever holds it may read
+    that one image until it expires). The walk signs the key of an input alice never uploaded."""
+    from apps.generations import inputs, storage
+
+    return inputs.signed_token(storage.input_key(tenants.org_a.slug, video.public_id, "png"))
+
+
+def _alice_callback(video) -> dict[str, str]:
+    """``/hooks/providers/<provider>/<callback_token>``: a provider callback URL of alice's video
+    (only its digest is stored). The token alone reaches it, never an organization's session."""
+    from apps.generations import callbacks
+    from apps.generations.models import Generation
+
+    token = "walk-callback-token-alice-0000000000000000"
+    Generation.all_orgs.filter(pk=video.pk).update(callback_digest=callbacks.token_digest(token))
+    # the slug is no secret of alice's (it is in /v1/providers): a placeholder the leak check ignores
+    return {"provider": "walk-provider", "callback_token": token}
 
 
 def _alice_video(tenants):

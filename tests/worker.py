@@ -29,7 +29,7 @@ class WorkerProcess:
         cmd = [
             PYTHON, "-m", "celery", "-A", "mediarouter", "worker",
             "--loglevel", "INFO", "--concurrency", str(self.concurrency),
-            "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
+            "--queues", ",".join(run_queues()),
             "--without-gossip", "--without-mingle", "--without-heartbeat",
             "--hostname", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
         ]  # fmt: skip
@@ -65,11 +65,16 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def run_queues() -> list[str]:
+    """This run's queues (default, submit, poll, download: all named from the run's own prefix)."""
+    return list(settings.CELERY_QUEUE_NAMES.values())
+
+
 def purge_queue() -> int:
-    """Drop every message waiting in this run's queue (left by an earlier test), so a new worker
-    starts on an empty queue. Returns how many were dropped."""
+    """Drop every message waiting in this run's queues (left by an earlier test), so a new worker
+    starts on empty queues. Returns how many were dropped."""
     with celery_app.connection_for_write() as conn:
-        return conn.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE) or 0
+        return sum(conn.default_channel.queue_purge(queue) or 0 for queue in run_queues())
 
 
 @contextmanager

@@ -5,6 +5,8 @@ from django.contrib.auth.forms import AuthenticationForm
 
 from apps.accounts.models import LINK_INVITATION_MAX_USES, Role
 
+RETENTION_DAYS_MAX = 36_500  # a hundred years
+
 
 class EmailAuthenticationForm(AuthenticationForm):
     username = forms.EmailField(
@@ -72,7 +74,11 @@ class OrganizationSettingsForm(forms.Form):
         help_text="Leave empty for no limit.",
     )
     retention_days = forms.IntegerField(
-        required=False, min_value=1, label="Keep videos for (days)", help_text="Leave empty to keep them forever."
+        required=False,
+        min_value=1,
+        max_value=RETENTION_DAYS_MAX,  # a larger value overflowed the database column and the purge's date
+        label="Keep videos for (days)",
+        help_text="Leave empty to keep them forever.",
     )
 
 

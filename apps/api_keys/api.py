@@ -4,6 +4,7 @@ selector call each."""
 
 from __future__ import annotations
 
+from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -129,6 +130,7 @@ class KeyCreateApi(OrgScopedAPIView):
         request=InputSerializer,
         responses={201: ProviderKeyOutputSerializer, 400: _ERROR, 403: _ERROR},
     )
+    @sensitive_variables("data", "serializer")  # the credential fields: hidden in error reports
     def post(self, request):
         """Add a provider key (owners and admins): `{"provider", "label"?, <the provider's credential
         fields>}` — `api_key` for most providers; Kling also takes `access_key` + `secret_key`;

@@ -27,6 +27,9 @@ class ProviderKey(TenantScopedModel):
     is_default = models.BooleanField(default=False)
     # the key's non-secret fields (a Vertex location, a gateway base URL), shown in Settings
     details = models.JSONField(default=dict, blank=True, editable=False)
+    # the provider's callback signing secret for this key (Replicate's ``whsec_…``), Fernet-encrypted;
+    # fetched once (services.provider_key_callback_secret), never shown
+    callback_secret_ciphertext = models.TextField(blank=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -228,6 +228,7 @@ class _Check:
     status: str  # valid | unverified (could not check) | invalid (refused)
     error: str = ""
     code: str = ""
+    facts: dict | None = None  # what the key may use, where the provider says (key_details_refresh)
 
 
 @sensitive_variables("credentials", "adapter")
@@ -244,7 +245,35 @@ def _check(slug: str, credentials: Credentials) -> _Check:
         if exc.permanent or exc.is_auth_error:
             return _Check(KeyStatus.INVALID, message, exc.code)
         return _Check(KeyStatus.UNVERIFIED, _scrub(f"Could not check the key: {message}", credentials, cls), exc.code)
-    return _Check(KeyStatus.VALID)
+    return _Check(KeyStatus.VALID, facts=_key_facts(adapter))
+
+
+def _key_facts(adapter: VideoProvider) -> dict | None:
+    """``adapter.key_details_refresh()``, or None when the provider has nothing to say or could
+    not say it now (the facts recorded before are kept)."""
+    try:
+        return adapter.key_details_refresh()
+    except ProviderError:
+        return None
+
+
+@sensitive_variables("credentials")
+def provider_key_refresh_details(*, key: ProviderKey) -> bool:
+    """Check again what a key may use (the daily task, for providers that report it) and keep it
+    with the key's details. False when nothing changed or it could not be checked."""
+    try:
+        adapter = registry.build(key.provider, provider_key_credentials(key=key), allow_disabled=True)
+    except (registry.UnknownProvider, ProviderError, crypto.DecryptionError):
+        return False
+    facts = _key_facts(adapter)
+    if not facts:
+        return False
+    details = {**(key.details or {}), **facts}
+    if details == key.details:
+        return False
+    ProviderKey.all_orgs.filter(pk=key.pk).update(details=details)
+    key.details = details
+    return True
 
 
 # --- provider keys: services ----------------------------------------------------------------
@@ -287,6 +316,7 @@ def provider_key_create(
     secret_names = [name for name in shape if name in cls.secret_field_names()] or list(shape)
     last4 = _last4(cls, credentials.get(secret_names[-1]) or "")
     details = {name: value for name, value in credentials.as_dict().items() if name not in cls.secret_field_names()}
+    details.update(check.facts or {})
     now = timezone.now()
     with transaction.atomic():
         _lock_org(org)
@@ -347,6 +377,8 @@ def provider_key_validate(*, by: Membership, public_id: str) -> ProviderKey:
     changes: dict = {"last_error": check.error}
     if check.status != KeyStatus.UNVERIFIED:
         changes.update(status=check.status, last_validated_at=timezone.now())
+    if check.facts:
+        changes["details"] = {**(key.details or {}), **check.facts}
     if not ProviderKey.objects.filter(organization=by.organization, pk=key.pk).update(**changes):
         raise NotFound("No such provider key.", param="key_id")
     for field, value in changes.items():
@@ -452,6 +484,28 @@ def provider_key_credentials(*, key: ProviderKey) -> Credentials:
     if not isinstance(data, dict):
         return Credentials(api_key=plaintext)  # a bare key string
     return Credentials(**{str(name): value for name, value in data.items() if isinstance(value, str) and value})
+
+
+@sensitive_variables("secret")
+def provider_key_callback_secret(*, key: ProviderKey, adapter: VideoProvider | None = None) -> str | None:
+    """The key's callback signing secret (Replicate's ``whsec_…``), kept encrypted on the key.
+
+    Stored: decrypted and returned. Not stored and an ``adapter`` given (built with this key):
+    fetched once with ``adapter.callback_secret()`` and stored encrypted (the first writer wins).
+    None when the provider needs no secret, or none is stored and no adapter was given (the
+    callback endpoint never fetches). Raises ProviderError from the fetch and
+    :class:`apps.api_keys.crypto.DecryptionError`; neither carries the secret."""
+    if key.callback_secret_ciphertext:
+        return crypto.decrypt(key.callback_secret_ciphertext)
+    if adapter is None:
+        return None
+    secret = adapter.callback_secret()
+    if not secret:
+        return None
+    ciphertext = crypto.encrypt(secret)
+    ProviderKey.all_orgs.filter(pk=key.pk, callback_secret_ciphertext="").update(callback_secret_ciphertext=ciphertext)
+    key.callback_secret_ciphertext = ciphertext
+    return secret
 
 
 def _last4(cls: type[VideoProvider], value: str) -> str:

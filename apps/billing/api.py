@@ -8,8 +8,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -24,10 +23,11 @@ TAG = "native"
 
 class EstimateApi(OrgScopedAPIView):
     class InputSerializer(serializers.Serializer):
-        model = serializers.CharField()
-        duration = serializers.IntegerField(required=False)
-        size = serializers.CharField(required=False)
-        aspect_ratio = serializers.CharField(required=False)
+        # the create's strict types; a duration of 0 is a field error, not the model's default
+        model = parsing.StrictCharField(max_length=100)
+        duration = parsing.StrictIntegerField(required=False, min_value=1, max_value=600)
+        size = parsing.StrictCharField(required=False, max_length=20)
+        aspect_ratio = parsing.StrictCharField(required=False, max_length=20)
         has_image = serializers.BooleanField(required=False, default=False)
 
         class Meta:
@@ -80,12 +80,57 @@ class EstimateApi(OrgScopedAPIView):
         )
 
 
+def _rows(name: str, fields: dict) -> serializers.Serializer:
+    return inline_serializer(name, fields, many=True)
+
+
+_MONEY = serializers.CharField(help_text="USD, a decimal string")
+USAGE = inline_serializer(
+    "Usage",
+    {
+        "object": serializers.ChoiceField(choices=["usage"]),
+        "start": serializers.DateField(),
+        "end": serializers.DateField(),
+        "currency": serializers.ChoiceField(choices=["USD"]),
+        "total_cost": _MONEY,
+        "reserved": _MONEY,
+        "videos": serializers.IntegerField(min_value=0),
+        "completed": serializers.IntegerField(min_value=0),
+        "failed": serializers.IntegerField(min_value=0),
+        "seconds": serializers.IntegerField(min_value=0),
+        "success_rate": serializers.FloatField(allow_null=True),
+        "by_provider": _rows(
+            "UsageByProvider",
+            {"provider": serializers.CharField(), "cost": _MONEY, "videos": serializers.IntegerField()},
+        ),
+        "by_model": _rows(
+            "UsageByModel",
+            {
+                "provider": serializers.CharField(),
+                "model": serializers.CharField(),
+                "cost": _MONEY,
+                "videos": serializers.IntegerField(),
+            },
+        ),
+        "by_member": _rows(
+            "UsageByMember",
+            {"member": serializers.CharField(), "cost": _MONEY, "videos": serializers.IntegerField()},
+        ),
+        "by_day": _rows("UsageByDay", {"date": serializers.DateField(), "cost": _MONEY}),
+    },
+)
+
+
+def _usd(amount) -> str:
+    return str(amount)
+
+
 class UsageApi(OrgScopedAPIView):
     @extend_schema(
         parameters=[OpenApiParameter("start", date, required=False), OpenApiParameter("end", date, required=False)],
         summary="Usage and cost totals by provider, model, member and day",
         tags=[TAG],
-        responses={200: OpenApiResponse(response=OpenApiTypes.OBJECT, description="Usage totals (`object: usage`).")},
+        responses={200: USAGE},
     )
     def get(self, request):
         today = timezone.localdate()
@@ -96,32 +141,31 @@ class UsageApi(OrgScopedAPIView):
         if (end - start) > timedelta(days=366):
             raise ApplicationError("The range is limited to 366 days.", param="start")
         report = selectors.usage_report(org=request.organization, start=start, end=end)
-        money = str
         return Response(
             {
                 "object": "usage",
                 "start": start.isoformat(),
                 "end": end.isoformat(),
                 "currency": "USD",
-                "total_cost": money(report.total_cost),
-                "reserved": money(report.reserved),
+                "total_cost": _usd(report.total_cost),
+                "reserved": _usd(report.reserved),
                 "videos": report.count,
                 "completed": report.completed,
                 "failed": report.failed,
                 "seconds": report.seconds,
                 "success_rate": report.success_rate,
                 "by_provider": [
-                    {"provider": r["provider"], "cost": money(r["cost"]), "videos": r["videos"]}
+                    {"provider": r["provider"], "cost": _usd(r["cost"]), "videos": r["videos"]}
                     for r in report.by_provider
                 ],
                 "by_model": [
-                    {"provider": r["provider"], "model": r["model"], "cost": money(r["cost"]), "videos": r["videos"]}
+                    {"provider": r["provider"], "model": r["model"], "cost": _usd(r["cost"]), "videos": r["videos"]}
                     for r in report.by_model
                 ],
                 "by_member": [
-                    {"member": r["user__email"], "cost": money(r["cost"]), "videos": r["videos"]}
+                    {"member": r["user__email"], "cost": _usd(r["cost"]), "videos": r["videos"]}
                     for r in report.by_member
                 ],
-                "by_day": [{"date": r["day"].isoformat(), "cost": money(r["cost"])} for r in report.by_day],
+                "by_day": [{"date": r["day"].isoformat(), "cost": _usd(r["cost"])} for r in report.by_day],
             }
         )

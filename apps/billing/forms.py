@@ -5,11 +5,16 @@ from __future__ import annotations
 from datetime import date
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
+
+# the dates a range may name (the API's bounds): a day past the end must not overflow
+DATE_MIN, DATE_MAX = date(2000, 1, 1), date(2999, 12, 31)
+DATE_BOUNDS = [MinValueValidator(DATE_MIN), MaxValueValidator(DATE_MAX)]
 
 
 class UsageRangeForm(forms.Form):
-    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), validators=DATE_BOUNDS)
+    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), validators=DATE_BOUNDS)
 
     MAX_DAYS = 366
 

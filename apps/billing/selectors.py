@@ -39,6 +39,8 @@ class UsageReport:
     by_model: list[dict] = field(default_factory=list)
     by_member: list[dict] = field(default_factory=list)
     by_day: list[dict] = field(default_factory=list)
+    # completed videos per supplier and model, and how many of them were not as asked
+    verified: list[dict] = field(default_factory=list)
 
     @property
     def success_rate(self) -> float | None:
@@ -47,9 +49,14 @@ class UsageReport:
 
 
 def usage_report(*, org: Organization, start: date, end: date, user=None) -> UsageReport:
-    """Costs from the ledger (charges and refunds), counts from generations, for [start, end]."""
+    """Costs from the ledger (charges and refunds), counts from generations, for [start, end].
+
+    An entry counts on the day its generation was created, as budgets count it in that month
+    (``UsageEntry.period``): a video created on the 31st and charged on the 1st is the 31st's."""
     since, until = start_of_day(start), start_of_day(end + timedelta(days=1))
-    entries = UsageEntry.objects.filter(organization=org, created_at__gte=since, created_at__lt=until)
+    entries = UsageEntry.objects.filter(
+        organization=org, generation__created_at__gte=since, generation__created_at__lt=until
+    )
     gens = Generation.objects.filter(organization=org, created_at__gte=since, created_at__lt=until)
     if user is not None:
         entries, gens = entries.filter(user=user), gens.filter(user=user)
@@ -75,13 +82,38 @@ def usage_report(*, org: Organization, start: date, end: date, user=None) -> Usa
         .annotate(cost=Sum("amount"), videos=Count("id", filter=Q(kind=EntryKind.CHARGE)))
         .order_by("-cost")
     )
+    # what the suppliers say they billed, where they say (provider_usage.cost_usd), beside our cost
+    reported: dict[tuple[str, str], Decimal] = {}
+    rows = (
+        gens.filter(state=State.COMPLETED).exclude(provider_usage={}).values_list("provider", "model", "provider_usage")
+    )
+    for slug, model, usage in rows.order_by().iterator(chunk_size=2000):
+        value = (usage or {}).get("cost_usd") if isinstance(usage, dict) else None
+        try:
+            amount = Decimal(str(value)) if value is not None else None
+        except ArithmeticError:
+            amount = None
+        if amount is not None:
+            reported[(slug, model)] = reported.get((slug, model), ZERO) + amount
+    for row in report.by_model:
+        row["provider_reported"] = reported.get((row["provider"], row["model"]))
     report.by_member = list(
         spent.values("user__email")
         .annotate(cost=Sum("amount"), videos=Count("id", filter=Q(kind=EntryKind.CHARGE)))
         .order_by("-cost")
     )
     report.by_day = list(
-        spent.annotate(day=TruncDate("created_at")).values("day").annotate(cost=Sum("amount")).order_by("day")
+        spent.annotate(day=TruncDate("generation__created_at"))
+        .values("day")
+        .annotate(cost=Sum("amount"))
+        .order_by("day")
+    )
+    report.verified = list(
+        gens.filter(state=State.COMPLETED)
+        .exclude(media_probe={})
+        .values("provider", "model")
+        .annotate(videos=Count("id"), mismatched=Count("id", filter=~Q(output_mismatch=[])))
+        .order_by("-mismatched", "provider", "model")
     )
     return report
 
@@ -92,11 +124,11 @@ def usage_rows(*, org: Organization, start: date, end: date) -> list[dict]:
     return list(
         UsageEntry.objects.filter(
             organization=org,
-            created_at__gte=since,
-            created_at__lt=until,
+            generation__created_at__gte=since,  # the day of the video, as in usage_report
+            generation__created_at__lt=until,
             kind__in=SPENT,
         )
-        .annotate(day=TruncDate("created_at"))
+        .annotate(day=TruncDate("generation__created_at"))
         .values("day", "provider", "model", "user__email")
         .annotate(
             cost=Sum("amount"),

@@ -11,12 +11,26 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
 
 from apps.billing import selectors
 from apps.billing.charts import daily_chart
 from apps.billing.forms import UsageRangeForm
+from apps.core.views import wants_fragment
 
 USAGE = "billing/usage.html"
+
+
+# a cell a spreadsheet would read as a formula (CSV injection, OWASP): "=HYPERLINK(...)" as an email
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """``value`` for a CSV cell: text that starts like a formula gets a leading ``'`` so spreadsheet
+    programs show it as text. Numbers (written by us) are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _usage_csv(request: HttpRequest, start: date, end: date) -> HttpResponse:
@@ -29,12 +43,14 @@ def _usage_csv(request: HttpRequest, start: date, end: date) -> HttpResponse:
     for row in rows:
         cost = f"{row['cost']:.4f}"
         day, seconds = row["day"].isoformat(), row["seconds"] or 0
-        writer.writerow([day, row["provider"], row["model"], row["user__email"], row["videos"], seconds, cost])
+        cells = [day, row["provider"], row["model"], row["user__email"], row["videos"], seconds, cost]
+        writer.writerow([csv_cell(cell) for cell in cells])
     return response
 
 
 @login_required
 @require_GET
+@vary_on_headers("HX-Request")
 def usage(request: HttpRequest, org_slug: str) -> HttpResponse:
     today = timezone.localdate()
     default = (today.replace(day=1), today)
@@ -54,5 +70,5 @@ def usage(request: HttpRequest, org_slug: str) -> HttpResponse:
         "org_budget": org_budget,
         "member_budget": member_budget,
     }
-    template = USAGE + "#usage-report" if request.htmx else USAGE
+    template = USAGE + "#usage-report" if wants_fragment(request) else USAGE
     return render(request, template, context, status=200 if not form.errors else 422)

@@ -115,6 +115,11 @@ class OrgScopedAPIView(APIView):
             return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request, *args, **kwargs):
+        # a NUL in a path id or a query value reaches no query: PostgreSQL refuses it in text (a 500)
+        values = [*kwargs.values(), *request.query_params.keys()]
+        values += [v for vs in request.query_params.lists() for v in vs[1]]
+        if any("\x00" in str(value) for value in values):
+            raise ApplicationError("NUL characters are not allowed in the URL.", code="invalid_value")
         super().initial(request, *args, **kwargs)
         token = request.auth
         organization = getattr(token, "organization", None)

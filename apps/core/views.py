@@ -66,3 +66,11 @@ def server_error(request):
     from django.views.defaults import server_error as html_server_error
 
     return html_server_error(request)
+
+
+def wants_fragment(request) -> bool:
+    """An htmx request for a page's fragment, but not htmx restoring history after a cache miss:
+    that one must get the whole page, or a fragment would replace the page's body. Views that
+    answer both send ``Vary: HX-Request`` so a cache never mixes them up."""
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.history_restore_request

@@ -18,7 +18,7 @@ from apps.billing.admin import UsageEntryInline
 from apps.core.downloads import stored_file_response
 from apps.core.errors import ApplicationError
 from apps.generations import operations, selectors
-from apps.generations.models import Generation, GenerationEvent
+from apps.generations.models import Generation, GenerationEvent, State
 from apps.providers import registry
 
 
@@ -34,6 +34,25 @@ class HasErrorFilter(admin.SimpleListFilter):
             return queryset.exclude(error_code="")
         if self.value() == "no":
             return queryset.filter(error_code="")
+        return queryset
+
+
+class OutputMismatchFilter(admin.SimpleListFilter):
+    """Completed videos whose stored file differs from the request (apps.generations.media)."""
+
+    title = "output as asked"
+    parameter_name = "output"
+
+    def lookups(self, request, model_admin):
+        return (("mismatch", "Not as asked"), ("as_asked", "As asked"), ("unverified", "Not probed"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "mismatch":
+            return queryset.exclude(output_mismatch=[])
+        if self.value() == "as_asked":
+            return queryset.filter(output_mismatch=[]).exclude(media_probe={})
+        if self.value() == "unverified":
+            return queryset.filter(state=State.COMPLETED, media_probe={})
         return queryset
 
 
@@ -74,6 +93,7 @@ class GenerationAdmin(admin.ModelAdmin):
         "organization",
         ("created_at", admin.DateFieldListFilter),
         HasErrorFilter,
+        OutputMismatchFilter,
     )
     search_fields = ("=public_id", "=provider_job_id", "prompt", "user__email", "organization__slug")
     list_select_related = ("organization", "user")
@@ -123,7 +143,20 @@ class GenerationAdmin(admin.ModelAdmin):
             },
         ),
         ("Cost", {"fields": ("estimated_cost", "final_cost", "price_version", "provider_usage")}),
-        ("Stored video", {"fields": ("stored_file", "bytes", "sha256", "content_type", "thumbnail_file")}),
+        (
+            "Stored video",
+            {
+                "fields": (
+                    "stored_file",
+                    "bytes",
+                    "sha256",
+                    "content_type",
+                    "thumbnail_file",
+                    "media_probe",
+                    "output_mismatch",
+                )
+            },
+        ),
         ("Times", {"fields": ("created_at", "submitted_at", "completed_at", "updated_at", "deleted_at")}),
     )
 
@@ -182,6 +215,8 @@ class GenerationAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/generations/generation/cost_drift.html", context)
 
     def content_view(self, request, pk: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied  # before the lookup: the answer tells nothing about the object
         gen = Generation.all_orgs.filter(pk=pk).first()
         if gen is None or not self.has_view_permission(request, gen):
             raise Http404

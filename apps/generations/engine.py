@@ -22,6 +22,7 @@ Public primitives: :func:`transition`, :func:`note`, :func:`schedule`, :func:`al
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -34,10 +35,12 @@ from apps.api_keys.crypto import DecryptionError
 from apps.billing import ledger
 from apps.core.prepared import PreparedGet, update_returning
 from apps.core.scoping import scoped_organization_id
-from apps.generations import routing, storage
+from apps.generations import callbacks, inputs, media, routing, storage
 from apps.generations.models import ACTIVE_STATES, POLLING_STATES, Generation, GenerationEvent, State
+from apps.metrics import instruments as metrics
 from apps.providers import catalog, registry
 from apps.providers.base import GenerationSpec, InputImage, JobState, ProviderError, VideoProvider, submitted
+from apps.webhooks import services as webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -65,20 +68,38 @@ def transition(gen: Generation, *, from_states, to: str, message: str = "", **fi
     fields["updated_at"] = _now()
     expressions = [name for name, value in fields.items() if hasattr(value, "resolve_expression")]
     qs = Generation.objects.filter(pk=gen.pk, state__in=list(from_states))
-    if expressions:
-        rows = update_returning(qs, expressions, **fields)
-        if len(rows) != 1:
+    # the UPDATE and the team webhook event (the outbox row) commit together, or neither does
+    # (no savepoint inside a caller's transaction: a failure here fails that transaction anyway);
+    # a change that makes no event (most polls) stays one statement, with no BEGIN/COMMIT
+    makes_event = webhooks.makes_event(
+        from_state=gen.state, state=to, progress=fields.get("progress", gen.progress), previous_progress=gen.progress
+    )
+    with transaction.atomic(savepoint=False) if makes_event else nullcontext():
+        if expressions:
+            rows = update_returning(qs, expressions, **fields)
+            if len(rows) != 1:
+                return False
+            returned = dict(zip(expressions, rows[0], strict=True))
+        elif qs.update(**fields) != 1:
             return False
-        returned = dict(zip(expressions, rows[0], strict=True))
-    elif qs.update(**fields) != 1:
-        return False
-    else:
-        returned = {}
-    previous = gen.state
-    for name, value in fields.items():
-        setattr(gen, name, returned[name] if name in returned else value)
-    if previous != to or message:
-        GenerationEvent.objects.create(generation_id=gen.pk, from_state=previous, to_state=to, message=message[:2000])
+        else:
+            returned = {}
+        previous, previous_progress = gen.state, gen.progress
+        for name, value in fields.items():
+            setattr(gen, name, returned[name] if name in returned else value)
+        if previous != to or message:
+            GenerationEvent.objects.create(
+                generation_id=gen.pk, from_state=previous, to_state=to, message=message[:2000]
+            )
+        if makes_event:
+            webhooks.video_event(
+                org_id=gen.organization_id,
+                video_id=gen.public_id,
+                from_state=previous,
+                state=to,
+                progress=gen.progress,
+                previous_progress=previous_progress,
+            )
     return True
 
 
@@ -116,6 +137,13 @@ def poll_delay(poll_count: int, hint: float | None) -> float:
     return min(low * (1.5 ** min(poll_count, 20)), high)
 
 
+def _poll_interval(gen: Generation, delay: float) -> float:
+    """A job whose provider will call back is polled only as a safety net for a lost callback."""
+    if gen.callback_digest:
+        return max(delay, _seconds("PROVIDER_CALLBACK_POLL_SECONDS"))
+    return delay
+
+
 def adapter_for(gen: Generation) -> VideoProvider:
     """Build the adapter with the decrypted key: the only place a generation's key is decrypted.
 
@@ -141,11 +169,14 @@ def adapter_for(gen: Generation) -> VideoProvider:
     return registry.build(gen.provider, credentials, allow_disabled=accepted)
 
 
-def _spec(gen: Generation) -> GenerationSpec:
+def _spec(gen: Generation, *, callback_url: str | None = None) -> GenerationSpec:
     image = None
     if gen.input_image:
         with storage.open_for_read(gen.input_image) as fh:
-            image = InputImage(data=fh.read(), content_type=gen.input_image_type)
+            data = fh.read()
+        # the bytes, and a short-lived URL for suppliers that fetch images by URL (None when this
+        # server is not reachable from outside: then adapters send the bytes inline)
+        image = InputImage(data=data, content_type=gen.input_image_type, url=inputs.input_image_url(gen.input_image))
     elif gen.input_image_url:
         image = InputImage(url=gen.input_image_url)
     return GenerationSpec(
@@ -159,6 +190,7 @@ def _spec(gen: Generation) -> GenerationSpec:
         remix_of=gen.remix_of.provider_job_id if gen.remix_of_id else None,
         client_reference=gen.public_id,
         audio=gen.audio,
+        callback_url=callback_url,
     )
 
 
@@ -258,7 +290,8 @@ def generation_submit(*, generation_id: int) -> None:
                 retry_after=_seconds("ROUTER_CIRCUIT_OPEN_SECONDS"),
             )
         adapter = adapter_for(gen)
-        spec = _spec(gen)
+        # the digest is stored before the submit: a callback may beat the submit's answer
+        spec = _spec(gen, callback_url=callbacks.request_callback(gen, adapter))
         if gen.remix_of_id:
             job = submitted(adapter.remix(gen.remix_of.provider_job_id, spec))
         else:
@@ -274,6 +307,7 @@ def generation_submit(*, generation_id: int) -> None:
 def _record_health(gen: Generation, key_id: str | None, exc: ProviderError) -> None:
     """Count a failed call against the supplier's circuit: transient failures and timeouts only
     (a refused request is the request's problem, or the key's, not the supplier's health)."""
+    metrics.provider_error(gen.provider, exc)  # every error, by code (apps/metrics)
     if exc.code == "circuit_open" or (exc.permanent and not exc.uncertain):
         return
     supplier_wide = exc.uncertain or (exc.status_code or 0) >= 500 or exc.status_code is None
@@ -281,7 +315,7 @@ def _record_health(gen: Generation, key_id: str | None, exc: ProviderError) -> N
 
 
 def _accept_job(gen: Generation, job_id: str, *, via: str, job_data: dict | None = None) -> None:
-    first_poll = poll_delay(0, None)
+    first_poll = _poll_interval(gen, poll_delay(0, None))
     if job_data is None:
         job_data = gen.provider_job_data or {}
     if transition(
@@ -296,7 +330,9 @@ def _accept_job(gen: Generation, job_id: str, *, via: str, job_data: dict | None
         transient_errors=0,
         next_poll_at=alarm(first_poll),
     ):
-        schedule("poll", gen, first_poll)
+        # a callback that came before this answer was stored: read the status now
+        early = bool(gen.callback_digest) and callbacks.arrived_early(gen)
+        schedule("poll", gen, 0 if early else first_poll)
         return
     # The row moved on while we were submitting (an operator failed it): never lose the job id.
     Generation.objects.filter(pk=gen.pk, provider_job_id="").update(provider_job_id=job_id, provider_job_data=job_data)
@@ -501,10 +537,12 @@ def generation_poll(*, generation_id: int) -> None:
     if _past_deadline(gen):
         _expire(gen)
         return
+    key_id = gen.provider_key.public_id if gen.provider_key_id else None
     try:
-        status = adapter_for(gen).status(gen.provider_job_id, job_data=gen.provider_job_data)
+        with metrics.POLL_SECONDS.labels(gen.provider).time():
+            status = adapter_for(gen).status(gen.provider_job_id, job_data=gen.provider_job_data)
     except ProviderError as exc:
-        _record_health(gen, gen.provider_key.public_id if gen.provider_key_id else None, exc)
+        _record_health(gen, key_id, exc)
         if exc.permanent:
             _provider_failure(gen, exc)
             return
@@ -519,8 +557,9 @@ def generation_poll(*, generation_id: int) -> None:
         schedule("poll", gen, delay)
         return
 
+    routing.circuit_record(gen.provider, key_id, ok=True)  # the supplier answered: not failing
     if status.state in (JobState.QUEUED, JobState.IN_PROGRESS):
-        delay = poll_delay(gen.poll_count, status.poll_after)
+        delay = _poll_interval(gen, poll_delay(gen.poll_count, status.poll_after))
         new_state = State.QUEUED if status.state == JobState.QUEUED else State.IN_PROGRESS
         if transition(
             gen,
@@ -534,6 +573,7 @@ def generation_poll(*, generation_id: int) -> None:
         ):
             schedule("poll", gen, delay)
     elif status.state == JobState.COMPLETED:
+        previous_poll = gen.updated_at  # the row's last write: the previous poll (apps/metrics)
         if transition(
             gen,
             from_states=POLLING_STATES,
@@ -546,6 +586,7 @@ def generation_poll(*, generation_id: int) -> None:
             provider_usage=dict(status.usage),
             next_poll_at=alarm(0),
         ):
+            metrics.observe_detection_lag(gen.provider, previous_poll=previous_poll, now=gen.updated_at)
             schedule("download", gen, 0)
     elif status.state == JobState.CANCELED:
         Generation.objects.filter(pk=gen.pk).update(poll_count=F("poll_count") + 1)
@@ -583,11 +624,17 @@ def generation_download(*, generation_id: int) -> None:
     if not claimed:
         return
     attempt = gen.download_attempts  # before this one
+    if attempt > 0 and _past_deadline(gen):
+        # a fault that outlasts the job (a crash, storage down) must not retry forever holding money
+        code = "storage_error" if gen.error_code == "storage_error" else "timeout"
+        fail(gen, code=code, message="The video could not be stored before the job's deadline. No charge.")
+        return
 
     def heartbeat(_size: int) -> None:
         Generation.objects.filter(pk=gen.pk, state=State.DOWNLOADING).update(next_poll_at=_now() + lease)
 
     key = storage.video_key(gen.organization.slug, gen.public_id)
+    storage_errors = _storage_error_types()
     try:
         adapter = adapter_for(gen)
         url = gen.output_url or None
@@ -595,12 +642,19 @@ def generation_download(*, generation_id: int) -> None:
             # provider URLs expire: after a failed attempt, ask for a fresh one
             fresh = adapter.status(gen.provider_job_id, job_data=gen.provider_job_data)
             url = fresh.output_urls[0] if fresh.output_urls else url
+        started = metrics.clock()
         with adapter.download(
             gen.provider_job_id, url=url, variant="video", job_data=gen.provider_job_data
         ) as download:
             stored = storage.save_stream(key, download.chunks, on_progress=heartbeat)
             content_type = download.content_type or "video/mp4"
+        metrics.observe_download(gen.provider, started=started, size=stored.size)
+    except storage_errors as exc:
+        # our storage failed (disk full or unwritable, S3 refusing): transient until the deadline
+        _storage_failure(gen, exc, attempt)
+        return
     except ProviderError as exc:
+        metrics.provider_error(gen.provider, exc)
         if exc.permanent or _past_deadline(gen):
             _provider_failure(gen, exc)
             return
@@ -625,6 +679,10 @@ def generation_download(*, generation_id: int) -> None:
                 ).key
         except ProviderError as exc:
             note(gen, f"No thumbnail: {exc.message}")
+        except storage_errors as exc:
+            note(gen, f"No thumbnail: it could not be stored ({_storage_detail(exc)}).")
+    if (thumbnail := media.inspect_stored(gen, stored.key, thumbnail)) is None:
+        return  # not a video: failed without charge (apps.generations.media: probe, poster, mismatches)
 
     with transaction.atomic():
         if transition(
@@ -641,8 +699,64 @@ def generation_download(*, generation_id: int) -> None:
             progress=100,
             next_poll_at=None,
             completed_at=_now(),
+            error_code="",
+            error_message="",  # a storage fault shown while the download retried is over
         ):
             ledger.settle(gen, gen.estimated_cost)
+    _remove_if_deleted(gen, adapter)
+
+
+def _remove_if_deleted(gen: Generation, adapter: VideoProvider) -> None:
+    """A member deleted the video while it ran and could not be canceled (services.generation_delete):
+    it stays charged (the provider billed it), and its files go now that they have landed."""
+    row = Generation.objects.filter(pk=gen.pk, deleted_at__isnull=False, state=State.COMPLETED).first()
+    if row is None:
+        return
+    for key in (row.video_file, row.thumbnail_file, row.input_image):
+        storage.delete(key)
+    if adapter.supports_delete and row.provider_job_id:
+        try:
+            adapter.delete(row.provider_job_id)
+        except ProviderError as exc:
+            logger.info("provider delete of %s failed: %s", row.public_id, exc.code)
+    Generation.objects.filter(pk=row.pk).update(video_file="", thumbnail_file="", input_image="", output_url="")
+    note(row, "Deleted while running: the stored files were removed when it finished; the charge stays.")
+
+
+def _storage_error_types() -> tuple[type[BaseException], ...]:
+    """What our storage raises when it fails: OSError (PermissionError, disk full) and, on S3,
+    botocore's errors."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - botocore ships with the S3 backend
+        return (OSError,)
+    return (OSError, BotoCoreError, ClientError)
+
+
+def _storage_detail(exc: BaseException) -> str:
+    """A storage error in words, without the server's paths (a member reads it)."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+    return getattr(exc, "strerror", None) or code or type(exc).__name__
+
+
+def _storage_failure(gen: Generation, exc: BaseException, attempt: int) -> None:
+    """Storing the downloaded video failed: shown on the job, retried with backoff until the
+    deadline, then the job fails and its hold is released."""
+    detail = _storage_detail(exc)
+    logger.warning("generation %s: storing the video failed: %r", gen.public_id, exc)
+    if _past_deadline(gen):
+        fail(gen, code="storage_error", message=f"The video could not be stored ({detail}). No charge.")
+        return
+    delay = backoff(attempt)
+    message = f"Storing the video failed ({detail}); retrying in {delay:.0f}s."
+    Generation.objects.filter(pk=gen.pk, state=State.DOWNLOADING).update(
+        next_poll_at=alarm(delay),
+        transient_errors=F("transient_errors") + 1,
+        error_code="storage_error",
+        error_message=message,
+    )
+    note(gen, message)
+    schedule("download", gen, delay)
 
 
 STEP_FOR_STATE = {

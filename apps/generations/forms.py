@@ -7,6 +7,7 @@ from __future__ import annotations
 from django import forms
 
 from apps.accounts.models import Organization
+from apps.billing.forms import DATE_BOUNDS
 from apps.core.errors import ApplicationError, ValidationFailed
 from apps.generations.models import Generation, State
 from apps.generations.resolve import GenerationRequest, ResolvedRequest, resolve_request
@@ -145,8 +146,13 @@ class GalleryFilterForm(forms.Form):
     provider = forms.ChoiceField(required=False)
     model = forms.ChoiceField(required=False)
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *State.choices])
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    # bounded: a day past 9999-12-31 overflowed (a 500 any viewer could cause)
+    date_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}), validators=DATE_BOUNDS
+    )
+    date_to = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}), validators=DATE_BOUNDS
+    )
 
     def __init__(self, *args, members, **kwargs):
         super().__init__(*args, **kwargs)

@@ -6,12 +6,12 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
+from apps.generations import routing
 from apps.generations.models import ACTIVE_STATES, Generation, State
-from mediarouter.celery import app as celery_app
+from apps.providers import registry
 
 
 @dataclass
@@ -31,13 +31,11 @@ class ProviderWindow:
 
 
 def queue_depth() -> int | None:
-    """Messages waiting in the default queue (None when the broker cannot be asked)."""
+    """Messages waiting in all of the Celery queues (None when the broker cannot be asked)."""
+    from apps.metrics.collectors import queue_depths  # each queue's, as /metrics shows them
+
     try:
-        with celery_app.connection_for_read() as conn:
-            channel = conn.default_channel
-            queue = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
-            ok = channel.queue_declare(queue=queue, passive=True)
-            return ok.message_count
+        return sum(queue_depths().values())
     except Exception:  # noqa: BLE001 - the page shows "unknown"; the broker's health is /healthz's job
         return None
 
@@ -81,4 +79,6 @@ def snapshot(*, now=None) -> dict:
         "stuck": stuck(now=now),
         "last_hour": provider_windows(since=now - timedelta(hours=1)),
         "last_day": provider_windows(since=now - timedelta(days=1)),
+        # each supplier's circuit (the router skips an open one)
+        "circuits": routing.circuits(registry.enabled_slugs()),
     }

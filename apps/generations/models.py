@@ -84,6 +84,9 @@ class Generation(TenantScopedModel):
     submit_uncertain = models.BooleanField(default=False)
     output_url = models.TextField(blank=True, help_text="Provider's download URL (expires); never shown to users")
     next_poll_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 of the per-generation token in the callback URL the provider was given
+    # (``/hooks/providers/<slug>/<token>``); empty: no callback requested, the engine polls
+    callback_digest = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     deadline_at = models.DateTimeField()
     submit_attempts = models.PositiveIntegerField(default=0)
     poll_count = models.PositiveIntegerField(default=0)
@@ -103,6 +106,12 @@ class Generation(TenantScopedModel):
     content_type = models.CharField(max_length=60, blank=True)
     bytes = models.BigIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
+    # what the stored file is (apps.generations.media.probe): duration, width, height, fps, codecs,
+    # has_audio; empty until probed
+    media_probe = models.JSONField(default=dict, blank=True)
+    # how the stored file differs from the request: [{"field", "asked", "delivered", "message"}];
+    # empty: as asked (or not probed)
+    output_mismatch = models.JSONField(default=list, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

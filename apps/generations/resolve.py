@@ -90,6 +90,8 @@ def _supplier(*, org: Organization, request: GenerationRequest, has_image: bool)
     except Unroutable as exc:
         raise ValidationFailed({"model": str(exc)}, code="model_retired") from None
     usable = [c.model for c in route.candidates if c.usable]
+    if not usable and all(c.reason.startswith("no longer offered") for c in route.candidates):
+        raise ValidationFailed({"model": route.unavailable_message()}, code="model_not_available")
     for model in usable:
         if not _errors(model, request, has_image=has_image, is_remix=False):
             return model, route

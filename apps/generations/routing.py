@@ -174,6 +174,13 @@ def _candidate(model: ModelInfo, keys: Mapping[str, tuple], today: date) -> Cand
         if found is None:
             return Candidate(model, reason=f"no {cls.label} key in this organization")
         key_id, status = found[0], found[1]
+        if not cls.offers(model, details):
+            checked = details.get("models_checked_at", "")
+            return Candidate(
+                model,
+                reason=f"no longer offered to this key by {cls.label}" + (f" (checked {checked})" if checked else ""),
+                key_id=key_id,
+            )
         if status == "invalid":
             return Candidate(model, reason=f"the {cls.label} key was refused by {cls.label}", key_id=key_id)
     if circuit_state(model.provider) == "open" or (key_id and circuit_state(model.provider, key_id) == "open"):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from apps.accounts.models import Membership, Organization, User
 from apps.api_keys import selectors as key_selectors
 from apps.billing import ledger
-from apps.core.errors import ApplicationError, Conflict, PermissionDeniedError
+from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDeniedError
 from apps.core.ids import public_id
 from apps.generations import engine, storage
 from apps.generations.images import validate_image
@@ -117,6 +117,11 @@ def generation_create(
     key = None
     if provider_cls.requires_key:
         key = key_selectors.provider_key_for(org=org, provider=model.provider, public_id=request.key_id)
+        if key is None and request.key_id:
+            # another organization's key, or none at all: the same 404, named for the field
+            raise NotFound(
+                f"{org.name} has no {provider_cls.label} key with that id.", param="key_id", code="key_not_found"
+            )
         if key is None:
             raise ApplicationError(
                 f"{org.name} has no {provider_cls.label} key"
@@ -286,12 +291,27 @@ def generation_cancel_unchecked(*, generation: Generation, reason: str) -> Gener
 
 def generation_delete(*, by: Membership, generation: Generation) -> None:
     """Delete the stored files (and the provider's copy where it keeps one). The ledger and the
-    generation's metadata stay: costs remain accounted for."""
+    generation's metadata stay: costs remain accounted for.
+
+    A running job is canceled first. One the provider cannot cancel now (it does not support it,
+    or the job is being submitted or stored) is hidden at once and keeps running: the provider
+    bills it, so it is still charged when it completes, and the download step removes its files
+    as soon as they land (``engine.generation_download``)."""
     if not (by.can_manage or generation.user_id == by.user_id):
         raise PermissionDeniedError("Only the member who made it, an owner or an admin can delete it.")
     if generation.is_active:
-        generation_cancel(by=by, generation=generation)
-        generation.refresh_from_db()
+        from apps.generations.models import ACTIVE_STATES
+
+        try:
+            generation_cancel(by=by, generation=generation)
+        except ApplicationError as exc:
+            hidden = Generation.objects.filter(pk=generation.pk, state__in=ACTIVE_STATES, deleted_at=None).update(
+                deleted_at=timezone.now()
+            )
+            if hidden:
+                engine.note(generation, f"Deleted while running ({exc.message}); its files go when it lands.")
+                return
+        generation.refresh_from_db()  # it ended meanwhile (or was canceled): delete it now
     for key in (generation.video_file, generation.thumbnail_file, generation.input_image):
         storage.delete(key)
     if generation.provider_job_id and not generation.remixes.exists():

@@ -308,6 +308,18 @@ class VideoProvider:
     def secret_field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in cls.key_fields if f.secret)
 
+    def key_details_refresh(self) -> dict[str, str] | None:
+        """Facts about what this key may use, checked with the provider when the key is validated
+        and again daily, and kept with the key's non-secret details (the Gemini API: which video
+        models the key lists). None: the provider has nothing to record."""
+        return None
+
+    @classmethod
+    def offers(cls, model: Any, key_details: Mapping[str, str]) -> bool:
+        """Whether this supplier offers ``model`` (a ModelInfo) to a key with these details, as
+        the last ``key_details_refresh`` recorded them. True by default (and when never checked)."""
+        return True
+
     @classmethod
     def serves_retired_models(cls, *, key_details: Mapping[str, str], base_url: str) -> bool:
         """Whether this supplier can still run a model its maker retired (past ``deprecated_on``):

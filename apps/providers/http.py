@@ -18,6 +18,7 @@ Tests patch this module (``apps.providers.http.request``) or mock HTTP with ``re
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import ipaddress
 import logging
@@ -26,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 import requests
 from django.conf import settings
@@ -400,11 +401,27 @@ def stream_download(
     )
 
 
+def _echoed_forms(secret: str) -> list[str]:
+    """The secret as a provider may echo it: as is, URL-encoded, and base64 (standard and
+    URL-safe, e.g. in a Basic header or a JWT) at each of the three alignments it can take in a
+    longer encoded text (the characters that depend on the secret's bytes alone). Longest first."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret)}
+    for pad in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * pad + secret.encode()).decode()
+            stable = encoded[4 if pad else 0 : -4]
+            if len(stable) >= 8:
+                forms.add(stable)
+    return sorted(forms, key=len, reverse=True)
+
+
 def scrub(text: str, *secrets: str | None) -> str:
-    """Remove any secret that a provider echoed back (e.g. the key in an auth error message)."""
+    """Remove any secret that a provider echoed back (e.g. the key in an auth error message),
+    also base64- or URL-encoded."""
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+            for form in _echoed_forms(secret) if len(secret) >= 12 else [secret]:
+                text = text.replace(form, "***")
     return text
 
 

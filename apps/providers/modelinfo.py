@@ -59,6 +59,8 @@ class ModelInfo:
     # sizes allowed without an input image, when narrower than ``sizes`` (Runway gen4.5)
     text_to_video_sizes: tuple[str, ...] | None = None
     family: str = ""  # display group in the Playground ("Veo 3.1"); defaults to ``label``
+    # the output has the requested pixel size (False: a preview size, such as the sandbox's)
+    delivers_requested_size: bool = True
     # adapter-owned mapping data (endpoint ids per mode, input names): never read outside the adapter
     extra: Mapping[str, object] = field(default_factory=dict, hash=False)
 

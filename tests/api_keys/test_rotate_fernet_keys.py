@@ -83,3 +83,15 @@ def test_dry_run_changes_nothing(tenants, make_key, settings):
     assert "would re-encrypt 1 key(s)" in out
     assert _fresh(key).ciphertext == key.ciphertext
     assert "sk-" not in out and key.ciphertext not in out
+
+
+def test_a_keys_callback_signing_secret_is_rotated_too(tenants, make_key, settings):
+    """Replicate's webhook signing secret is kept encrypted on the key: rotation covers it."""
+    settings.FERNET_KEYS = [OLD]
+    key = make_key(secret="fake-key-written-under-old-02")
+    ProviderKey.all_orgs.filter(pk=key.pk).update(callback_secret_ciphertext=crypto.encrypt("whsec_c2VjcmV0LXRlc3Q="))
+    settings.FERNET_KEYS = [NEW, OLD]
+    assert "re-encrypted 2 key(s)" in _run()  # the credentials and the signing secret
+    settings.FERNET_KEYS = [NEW]
+    assert crypto.decrypt(_fresh(key).callback_secret_ciphertext) == "whsec_c2VjcmV0LXRlc3Q="
+    assert "0 key(s); 2 already current" in _run()

@@ -144,7 +144,12 @@ def step_validate(flow: Flow) -> None:
 def step_provider_fails_echoing_the_key(flow: Flow) -> None:
     sora_key, kling_key = flow.key_ids
     # a transient failure whose body echoes the key
-    echo = f"upstream exploded while using {flow.secrets['sora']}"
+    import base64
+    from urllib.parse import quote
+
+    sora = flow.secrets["sora"]
+    basic = base64.b64encode(f"u:{sora}".encode()).decode()
+    echo = f"upstream exploded while using {sora} (Basic {basic}, ?key={quote(sora + '/x', safe='')})"
     flow.sora.add_fault(endpoint="list", status=500, body={"error": {"message": echo}})
     r = flow.api_post("API validate (500 echo)", f"/v1/keys/{sora_key}/validate")
     assert r.status_code == 200 and "***" in r.json()["last_error"]
@@ -280,6 +285,254 @@ def test_the_plaintext_key_appears_nowhere(flow, caplog):
     assert any("provider key added" in text for _, text in haystack)  # the logs were captured
     assert any("api_keys_providerkey" in text for _, text in haystack)  # and the SQL
 
-    for name, secret in flow.secrets.items():
-        leaks = [where for where, text in haystack if secret in text]
-        assert not leaks, f"the {name} key leaked into: {leaks}"
+    assert_nowhere(haystack, flow.secrets)  # as is, and base64- or URL-encoded
+
+
+# --- every store: encoded forms, Django's error reports, the real worker, broker, cache ---------
+
+
+def encoded_forms(secret: str) -> dict[str, str]:
+    """How a secret may appear: as is, URL-encoded (``quote``/``quote_plus``), JSON-escaped, and
+    base64 (standard and URL-safe) at each of the three alignments it can take inside a longer
+    encoded text (its stable middle: the characters that depend on the secret's bytes only)."""
+    import base64
+    import json
+    from urllib.parse import quote, quote_plus
+
+    forms = {
+        "plain": secret,
+        "url": quote(secret, safe=""),
+        "url+": quote_plus(secret),
+        "json": json.dumps(secret)[1:-1],
+    }
+    for pad in range(3):
+        for name, encode in (("b64", base64.b64encode), ("b64url", base64.urlsafe_b64encode)):
+            text = encode(b"x" * pad + secret.encode()).decode()
+            forms[f"{name}@{pad}"] = text[4 if pad else 0 : -4]
+    assert all(len(form) >= 16 for form in forms.values()), forms
+    return forms
+
+
+def assert_nowhere(haystack: list[tuple[str, str]], named_secrets: dict[str, str]) -> None:
+    for name, secret in named_secrets.items():
+        for form_name, form in encoded_forms(secret).items():
+            leaks = [where for where, text in haystack if form in text]
+            assert not leaks, f"the {name} secret ({form_name}) leaked into: {leaks}"
+
+
+def test_encoded_forms_are_found():
+    """The scan itself: a secret echoed base64-encoded (at any alignment) or URL-encoded is caught."""
+    import base64
+    from urllib.parse import quote
+
+    secret = "fal-id-1234:fal-secret-" + secrets.token_hex(12)
+    for pad in ("", "a", "ab"):
+        echoed = "Bearer " + base64.b64encode((pad + secret + "!").encode()).decode()
+        with pytest.raises(AssertionError, match="b64"):
+            assert_nowhere([("echo", echoed)], {"fal": secret})
+    with pytest.raises(AssertionError, match="url"):
+        assert_nowhere([("echo", f"?key={quote(secret, safe='')}")], {"fal": secret})
+    assert_nowhere([("clean", "nothing to see " + secret[:10])], {"fal": secret})
+
+
+def _service_account(private_key_pem: str) -> str:
+    import json
+
+    return json.dumps(
+        {
+            "type": "service_account",
+            "project_id": "hygiene-project",
+            "private_key_id": secrets.token_hex(20),
+            "private_key": private_key_pem,
+            "client_email": "veo@hygiene-project.iam.gserviceaccount.com",
+            "client_id": "1234567890",
+            "token_uri": "https://oauth2.googleapis.com/token",
+        }
+    )
+
+
+@pytest.fixture
+def new_credentials() -> tuple[dict[str, dict], dict[str, str]]:
+    """Keys in the newer credential shapes: (the fields per provider, the secrets to look for)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from apps.providers.minimax.adapter import CN_HOST
+
+    pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
+    body_lines = [line for line in pem.splitlines() if not line.startswith("-----")]
+    fal_id, fal_secret = f"fal-id-{secrets.token_hex(8)}", f"fal-secret-{secrets.token_hex(16)}"
+    minimax = f"mm-hygiene-{secrets.token_hex(16)}"
+    account = _service_account(pem)
+    fields = {
+        "fal": {"provider": "fal", "api_key": f"{fal_id}:{fal_secret}"},
+        "minimax": {"provider": "minimax", "api_key": minimax, "region": CN_HOST},
+        "vertex": {"provider": "vertex", "service_account_json": account},
+    }
+    to_find = {
+        "fal key": f"{fal_id}:{fal_secret}",
+        "fal secret half": fal_secret,
+        "minimax region key": minimax,
+        # the private key: each line of its PEM body, and the whole PEM as the JSON file holds it
+        **{f"vertex private_key line {i}": line for i, line in enumerate(body_lines[1:-1:6])},
+        "vertex private_key (JSON-escaped)": __import__("json").dumps(pem)[1:40],
+    }
+    return fields, to_find
+
+
+CRASH = "the database went away while adding a key"
+
+
+@pytest.mark.parametrize("via", ["api", "page", "page-htmx"])
+@pytest.mark.parametrize("provider", ["fal", "minimax", "vertex"])
+def test_a_crash_while_adding_a_key_leaves_no_secret_in_the_error_report(
+    tenants, settings, monkeypatch, caplog, new_credentials, provider, via
+):
+    """An unexpected exception inside provider_key_create (after the key was checked): the 500
+    page, the log record and the technical report Django builds for the admins
+    (``ExceptionReporter`` with DEBUG off, as AdminEmailHandler sends it) carry none of the key:
+    ``sensitive_post_parameters`` hides the form fields, ``sensitive_variables`` the frames."""
+    import sys
+
+    from django.core.signals import got_request_exception
+    from django.test import Client
+    from django.views.debug import ExceptionReporter
+
+    fields, to_find = new_credentials
+    settings.DEBUG = False
+    monkeypatch.setattr(services, "_check", lambda slug, credentials: services._Check(status=KeyStatus.VALID))
+
+    def crash(org):
+        raise RuntimeError(CRASH)
+
+    monkeypatch.setattr(services, "_lock_org", crash)
+    reports: list[tuple[str, str]] = []
+
+    def report(sender, request, **kwargs):
+        exc_type, exc, tb = sys.exc_info()
+        reporter = ExceptionReporter(request, exc_type, exc, tb)
+        reports.append(("technical 500 (text)", reporter.get_traceback_text()))
+        reports.append(("technical 500 (html)", reporter.get_traceback_html()))
+
+    got_request_exception.connect(report)
+    caplog.set_level(logging.DEBUG)
+    try:
+        if via == "api":
+            client = Client(headers={"Authorization": f"Bearer {tenants.alice_token}"}, raise_request_exception=False)
+            r = client.post("/v1/keys", fields[provider], content_type="application/json")
+        else:
+            client = Client(raise_request_exception=False)
+            client.force_login(tenants.alice)
+            headers = HX if via == "page-htmx" else {}
+            r = client.post(f"/o/{tenants.org_a.slug}/settings/keys/add/", fields[provider], headers=headers)
+    finally:
+        got_request_exception.disconnect(report)
+    assert r.status_code == 500
+    assert len(reports) == 2, "the crash did not reach Django's error handling"
+    text = reports[0][1]
+    assert CRASH in text and "provider_key_create" in text  # the report is the crash's
+    assert "********************" in text  # and it hid something: the sensitive values
+    haystack = [*reports, ("500 response", r.content.decode(errors="replace")), ("log", caplog.text)]
+    haystack += [(f"log {rec.name}", f"{rec.getMessage()} {rec.exc_text or ''}") for rec in caplog.records]
+    assert not ProviderKey.all_orgs.exists()
+    assert_nowhere(haystack, to_find)
+
+
+def _snapshot_folder(folder, seen: dict[str, str]) -> None:
+    from pathlib import Path
+
+    for path in Path(folder).rglob("*"):
+        if path.is_file():
+            try:
+                seen[str(path)] = path.read_bytes().decode(errors="replace")
+            except OSError:
+                pass  # consumed (deleted) between the listing and the read
+
+
+@pytest.mark.integration
+def test_the_real_worker_log_broker_messages_and_cache_hold_no_key(tenants, live_engine, settings):
+    """A job through the real worker with each keyed emulator; the providers fail first with an
+    error that echoes the key back. The worker's log, every broker message seen while it ran (the
+    embedded broker's folder, polled; on Redis the broker's keys), the result store and the file
+    cache hold none of the keys, in any encoding."""
+    import threading
+
+    from apps.generations.models import GenerationEvent
+
+    emulators = live_engine.emulators
+    named = {}
+    for slug, emulator in emulators.items():
+        for field_name, value in emulator.key_fields().items():
+            if len(value) >= 16:
+                named[f"{slug} {field_name}"] = value
+    assert len(named) >= 3, named
+    runway = emulators["runway"]
+    # Runway echoes its own key: as is, base64-encoded and URL-encoded
+    import base64
+    from urllib.parse import quote
+
+    own = runway.key_fields()["api_key"]
+    echo = f"{own} / Basic {base64.b64encode(f'user:{own}'.encode()).decode()} / ?k={quote(own, safe='')}"
+    runway.add_fault(endpoint="create", status=500, body={"error": f"upstream broke near {echo}"}, times=1)
+    runway.add_fault(endpoint="task", status=503, body={"error": f"still broken {echo}"}, times=1)
+
+    seen: dict[str, str] = {}
+    embedded = settings.CELERY_BROKER_URL == "mrfs://"
+    broker_dir = settings.VAR_DIR / "broker"
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            if embedded:
+                _snapshot_folder(broker_dir, seen)
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        r = tenants.api_client_for(tenants.alice_token).post(
+            "/v1/video/generations",
+            {"model": "runway/gen4.5", "prompt": "hygiene through the worker", "duration": 5},
+            content_type="application/json",
+        )
+        assert r.status_code == 201, r.content
+        gen = live_engine.wait(r.json()["id"], timeout=90)
+    finally:
+        stop.set()
+        watcher.join()
+    assert gen.state == "completed", (gen.error_code, gen.error_message)
+    assert runway.stats()["faults_pending"] == 0  # the echoing errors were served and survived
+    log = live_engine.worker.log()
+    assert gen.public_id in log or "generations." in log  # the worker logged this job's steps
+
+    haystack = [
+        ("worker log", log),
+        *[
+            ("generation event", m)
+            for m in GenerationEvent.all_orgs.filter(generation=gen).values_list("message", flat=True)
+        ],
+    ]
+    if embedded:
+        _snapshot_folder(broker_dir, seen)
+        assert any("generation_id" in text for text in seen.values()), "no broker message was seen"
+        haystack += [(f"broker {path}", text) for path, text in seen.items()]
+    else:
+        import redis
+
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        for key in client.scan_iter(count=1000):
+            kind = client.type(key).decode()
+            value = {"string": lambda k: client.get(k), "list": lambda k: b" ".join(client.lrange(k, 0, -1))}.get(
+                kind, lambda k: b""
+            )(key)
+            haystack.append((f"redis {key!r}", (value or b"").decode(errors="replace")))
+    cache = settings.CACHES["default"]
+    if cache["BACKEND"].endswith("FileBasedCache"):
+        files: dict[str, str] = {}
+        _snapshot_folder(cache["LOCATION"], files)
+        haystack += [(f"cache {path}", text) for path, text in files.items()]
+    assert_nowhere(haystack, named)

@@ -101,15 +101,15 @@ def test_team_journey(live_server, live_engine, tenants, open_page, console):
     expect()(card.locator("progress")).to_be_attached()
     wait_finished(card)
     video = card.locator("video")
-    video.evaluate(
-        "v => new Promise(ok => v.readyState >= 2 ? ok() : v.addEventListener('loadeddata', ok, {once: true}))"
-    )
-    assert video.evaluate("v => v.readyState") >= 2
-    assert video.evaluate("v => v.duration") > 0
+    # preload="none" with a poster: nothing of the video is fetched until play is pressed
+    assert video.get_attribute("preload") == "none" and "variant=thumbnail" in video.get_attribute("poster")
+    assert video.evaluate("v => v.readyState") == 0
     page.get_by_role("heading", name="Playground").click()  # a user gesture, so play() with sound is allowed
     video.evaluate("v => { v.muted = false; return v.play(); }")
     page.wait_for_function("v => v.currentTime > 0.2", arg=video.element_handle())
     assert video.evaluate("v => v.paused") is False
+    assert video.evaluate("v => v.readyState") >= 2
+    assert video.evaluate("v => v.duration") > 0
     assert video.evaluate("v => v.webkitAudioDecodedByteCount") > 0  # it has sound
     video.evaluate("v => v.pause()")
     # the content view answers byte ranges, so the player can seek

@@ -27,6 +27,7 @@ import requests
 from supervisor.options import ServerOptions
 
 from mediarouter import run
+from mediarouter.queues import queue_names
 from tests.utils import ROOT
 
 # What the developer's shell or this test run may have set that `make run` must not inherit here:
@@ -34,7 +35,8 @@ from tests.utils import ROOT
 _DROP = {
     "DJANGO_SETTINGS_MODULE", "DJANGO_ENV", "DEBUG", "DATABASE_URL", "DATABASE_URL_FILE", "REDIS_URL",
     "REDIS_URL_FILE", "SECRET_KEY", "SECRET_KEY_FILE", "FERNET_KEYS", "FERNET_KEYS_FILE", "MEDIA_ROOT",
-    "AWS_STORAGE_BUCKET_NAME", "WEB_CONCURRENCY", "WEB_THREADS", "WORKER_CONCURRENCY",
+    "AWS_STORAGE_BUCKET_NAME", "WEB_CONCURRENCY", "WEB_THREADS", "WORKER_CONCURRENCY", "DOWNLOAD_CONCURRENCY",
+    "CELERY_QUEUE_PREFIX", "PROMETHEUS_MULTIPROC_DIR",
     "MAKEFLAGS", "MFLAGS", "MAKELEVEL",
 }  # fmt: skip
 
@@ -87,17 +89,25 @@ def test_supervisord_config_follows_var_dir_and_port():
         assert options.server_configs[0]["file"] == str(run_dir / "supervisor.sock")
         assert options.server_configs[0]["chmod"] == 0o700
         progs = _programs(options)
-        assert set(progs) == {"web", "worker", "beat"}
+        assert set(progs) == {"web", "worker", "downloads", "beat"}
         python = str(tmp / "venv 5%" / "python")
         web = progs["web"].command
         assert web.startswith(f"'{python}' -m gunicorn mediarouter.wsgi --bind 127.0.0.1:8123 --workers 3 ")
         assert "--worker-class gthread --threads 5 --keep-alive 5 --backlog 2048" in web
-        assert progs["worker"].command.endswith("worker --loglevel INFO --concurrency 2")
+        # downloads have a pool of their own: a long one never holds up submits and polls
+        q = queue_names()  # this test run's prefix (CELERY_QUEUE_PREFIX), else "mediarouter"
+        assert progs["worker"].command.endswith(
+            f"worker --hostname worker@%h --queues {q['default']},{q['submit']},{q['poll']}"
+            " --loglevel INFO --concurrency 2"
+        )
+        assert progs["downloads"].command.endswith(
+            f"worker --hostname downloads@%h --queues {q['download']} --loglevel INFO --concurrency 1"
+        )
         for program in progs.values():
             assert program.autorestart is not False and program.killasgroup is True
             assert program.directory == str(ROOT)
         # beat stops first, web last
-        assert progs["beat"].priority > progs["worker"].priority > progs["web"].priority
+        assert progs["beat"].priority > progs["downloads"].priority > progs["worker"].priority > progs["web"].priority
     finally:
         shutil.rmtree(tmp)
 
@@ -358,7 +368,7 @@ def test_make_run_serves_like_production_restarts_crashes_and_stops_on_ctrl_c(ma
 
     # a SIGKILLed worker and beat come back, new processes, while web keeps answering
     old = make_run.running_pids()
-    assert set(old) == {"web", "worker", "beat"}, make_run.supervisorctl("status").stdout
+    assert set(old) == {"web", "worker", "downloads", "beat"}, make_run.supervisorctl("status").stdout
     old_pool = {p: c for p, c in make_run.processes().items() if (_proc_stat(p) or ("", 0, 0))[1] == old["worker"]}
     assert len(old_pool) == 2, old_pool  # WORKER_CONCURRENCY's default
     killed = {p: s[2] for p in (old["worker"], old["beat"]) if (s := _proc_stat(p))}
@@ -403,6 +413,13 @@ def test_make_run_serves_like_production_restarts_crashes_and_stops_on_ctrl_c(ma
                 break
         time.sleep(2)
     assert set(statuses) == ids and set(statuses.values()) == {"completed"}, (statuses, make_run.log())
+    # /metrics (open on loopback in development) adds up what every program observed: the downloads
+    # program's histograms, written into $MEDIAROUTER_VAR_DIR/prometheus, reach the web's scrape
+    scrape = requests.get(f"{base}/metrics", timeout=30)
+    assert scrape.status_code == 200, scrape.text
+    assert 'mediarouter_generations{provider="sandbox",state="completed"} 50.0' in scrape.text
+    assert 'mediarouter_download_seconds_count{provider="sandbox"} 50.0' in scrape.text
+    assert list((make_run.var_dir / "prometheus").glob("*.db"))
 
     # Ctrl-C: SIGINT to the foreground process group stops web, worker and beat, and make returns
     children = make_run.processes()

@@ -156,15 +156,18 @@ def test_generation_get_keeps_the_tenant_scope(tenants, either_path):
 
 def test_a_poll_is_two_queries_and_keeps_the_counters_in_step(tenants, monkeypatch, either_path):
     """One read, one conditional UPDATE … RETURNING; no Organization lookup, no re-read, no event
-    when the state does not change."""
+    when the state does not change (and no team-webhook lookup inside one 10 % progress step; a
+    poll that crosses a step adds exactly one, for the organization's endpoints)."""
     from apps.core.tasks import TenantTask
     from apps.generations import tasks
     from apps.generations.models import GenerationEvent
     from apps.providers.base import JobState, JobStatus
 
     gen = _create(tenants)
-    Generation.all_orgs.filter(pk=gen.pk).update(state="in_progress", provider_job_id="job_1", poll_count=4)
-    status = JobStatus(state=JobState.IN_PROGRESS, progress=40, raw_status="in_progress", poll_after=1.0)
+    Generation.all_orgs.filter(pk=gen.pk).update(
+        state="in_progress", provider_job_id="job_1", poll_count=4, progress=40
+    )
+    status = JobStatus(state=JobState.IN_PROGRESS, progress=45, raw_status="in_progress", poll_after=1.0)
     monkeypatch.setattr("apps.providers.sandbox.adapter.SandboxProvider.status", lambda self, job_id, **kw: status)
     sent = []
     monkeypatch.setattr(engine, "schedule", lambda step, g, delay: sent.append((step, g.poll_count, delay)))
@@ -176,8 +179,13 @@ def test_a_poll_is_two_queries_and_keeps_the_counters_in_step(tenants, monkeypat
     assert sql == ["SELECT", "UPDATE"], [q["sql"][:80] for q in queries.captured_queries]
     assert sent == [("poll", 5, 1.0)]
     gen.refresh_from_db()
-    assert (gen.poll_count, gen.progress) == (5, 40)
+    assert (gen.poll_count, gen.progress) == (5, 45)
     assert GenerationEvent.all_orgs.filter(generation_id=gen.pk).count() == events
+    # crossing a 10 % step is a video.in_progress event: one more query, for the endpoints
+    status = JobStatus(state=JobState.IN_PROGRESS, progress=55, raw_status="in_progress", poll_after=1.0)
+    with CaptureQueriesContext(connection) as queries:
+        tasks.poll(generation_id=gen.pk, org_id=tenants.org_a.pk)
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "UPDATE", "SELECT"]
 
 
 def test_a_task_of_a_deleted_organization_does_nothing(tenants, either_path):

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import kombu.pools
 import pytest
 import redis
 from django.conf import settings
@@ -107,6 +108,9 @@ def _reset_celery_connections() -> None:
     celery_app.amqp._producer_pool = None
     celery_app._backend_cache = None
     celery_app._local = threading.local()
+    # kombu keeps the pools in process-wide registries keyed by the connection's settings: a closed
+    # pool left there is handed out again by the next send to the same broker ("Acquire on closed pool")
+    kombu.pools.reset()
 
 
 @contextmanager

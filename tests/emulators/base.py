@@ -26,6 +26,7 @@ import json
 import random
 import re
 import secrets
+import struct
 import threading
 import time
 from collections import Counter
@@ -68,6 +69,20 @@ def filler_stream(size: int, chunk: int = len(_FILLER)) -> Iterator[bytes]:
         piece = _FILLER[: min(chunk, left)]
         left -= len(piece)
         yield piece
+
+
+def padded_mp4(size: int) -> Iterator[bytes]:
+    """``size`` bytes that are still a playable MP4 (MediaRouter probes what it stores): the sample
+    video, then a ``free`` box of filler generated as it is sent. Plain filler when ``size`` is too
+    small for the sample."""
+    video = sample_mp4()
+    pad = size - len(video)
+    if pad < 16:
+        yield from filler_stream(size)
+        return
+    yield video
+    yield struct.pack(">I4sQ", 1, b"free", pad)  # a 64-bit box size: any length
+    yield from filler_stream(pad - 16)
 
 
 @dataclass
@@ -357,7 +372,7 @@ class Emulator:
 
     def video_response(self) -> Response:
         if self.video_bytes is not None:
-            return Response(body=filler_stream(self.video_bytes), content_type="video/mp4", length=self.video_bytes)
+            return Response(body=padded_mp4(self.video_bytes), content_type="video/mp4", length=self.video_bytes)
         data = sample_mp4()
         return Response(body=data, content_type="video/mp4")
 

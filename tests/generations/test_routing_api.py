@@ -150,7 +150,7 @@ def test_the_routing_settings_page(tenants):
     # a member sees the policy, without the form
     bob = tenants.client_for(tenants.bob)
     page = bob.get(url).content.decode()
-    assert "Only owners and admins" in page and "<form method=\"post\" action=\"" + url not in page
+    assert "Only owners and admins" in page and '<form method="post" action="' + url not in page
     assert bob.post(url, {"order": "catalog"}).status_code == 403
     # charlie: not his organization
     assert tenants.client_for(tenants.charlie).get(url).status_code == 404

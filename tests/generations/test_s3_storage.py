@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from decimal import Decimal
 
 import boto3
 import pytest
@@ -16,7 +17,7 @@ from django.core.files.storage import storages
 from apps.core.scoping import org_scope
 from apps.generations import services
 from apps.generations.models import State
-from tests.generations.helpers import assert_ledger_balanced, run_steps
+from tests.generations.helpers import assert_ledger_balanced, ledger_of, run_steps
 from tests.utils import PYTHON
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
@@ -106,13 +107,6 @@ def test_a_video_is_streamed_into_s3_and_served_by_a_short_lived_redirect(tenant
         assert response.read() == stored
     assert tenants.api_client_for(tenants.charlie_token).get(f"/v1/videos/{gen.public_id}/content").status_code == 404
 
-    # a retried download overwrites the same key: one object per video
-    keys = [
-        o["Key"]
-        for o in s3_storage.list_objects_v2(Bucket=BUCKET, Prefix=f"orgs/{tenants.org_a.slug}/videos/")["Contents"]
-    ]
-    assert keys.count(gen.video_file) == 1
-
     # delete removes the objects, keeps the row and the ledger
     from apps.accounts.models import Membership
 
@@ -120,3 +114,104 @@ def test_a_video_is_streamed_into_s3_and_served_by_a_short_lived_redirect(tenant
         services.generation_delete(by=Membership.objects.get(user=tenants.alice), generation=gen)
     listed = s3_storage.list_objects_v2(Bucket=BUCKET, Prefix=f"orgs/{tenants.org_a.slug}/").get("Contents", [])
     assert not [o for o in listed if gen.public_id in o["Key"]]
+
+
+def test_a_download_cut_mid_stream_is_retried_into_the_same_single_object(
+    tenants, s3_storage, monkeypatch, priced_sandbox
+):
+    """The first download breaks after its first chunk reached S3; the retry writes the whole video
+    to the same key: one object per video (no partial or second object), one charge."""
+    from apps.providers.base import Download, ProviderError
+    from apps.providers.sandbox.adapter import SandboxProvider
+
+    original = SandboxProvider.download
+    broken = []
+
+    def cut_once(self, job_id, **kwargs):
+        download = original(self, job_id, **kwargs)
+        if kwargs.get("variant", "video") != "video" or broken:
+            return download
+        broken.append(job_id)
+
+        def chunks():
+            yield next(iter(download.chunks))
+            raise ProviderError("The connection was reset mid-stream.", code="network_error")
+
+        return Download(chunks=chunks(), content_type=download.content_type)
+
+    monkeypatch.setattr(SandboxProvider, "download", cut_once)
+    with org_scope(tenants.org_a):
+        gen = services.generation_create(
+            org=tenants.org_a,
+            user=tenants.bob,
+            request=services.GenerationRequest(model="sandbox-video", prompt="cut, then whole", seconds=2),
+        )
+    gen = run_steps(gen)
+    assert gen.state == State.COMPLETED and broken and gen.download_attempts == 2
+    with org_scope(tenants.org_a):
+        assert gen.events.filter(message__startswith="Download failed, retrying").count() == 1
+    assert_ledger_balanced(gen)
+    assert ledger_of(gen)["charge"] == [Decimal("1.00")]  # 2 s at $0.50, charged once
+    listed = s3_storage.list_objects_v2(Bucket=BUCKET, Prefix=f"orgs/{tenants.org_a.slug}/")["Contents"]
+    videos = [o["Key"] for o in listed if gen.public_id in o["Key"] and o["Key"].endswith(".mp4")]
+    assert videos == [gen.video_file]
+    stored = s3_storage.get_object(Bucket=BUCKET, Key=gen.video_file)["Body"].read()
+    assert len(stored) == gen.bytes and hashlib.sha256(stored).hexdigest() == gen.sha256
+
+
+def _multipart_storage(settings, moto_endpoint):
+    """The production S3 options: 5 MiB parts (S3's smallest), 2 in flight, 2 held in memory."""
+    from boto3.s3.transfer import TransferConfig
+
+    part = 5 * 1024 * 1024
+    config = TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=2)
+    config.max_in_memory_upload_chunks = 2
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            **settings.STORAGES["default"],
+            "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"], "transfer_config": config},
+        },
+    }
+
+
+def _pieces(count: int, size: int = 1024 * 1024):
+    for i in range(count):
+        yield bytes([i % 251]) * size
+
+
+def test_a_multipart_upload_stores_the_exact_bytes_and_sha256(s3_storage, settings, moto_endpoint):
+    from apps.generations import storage
+
+    _multipart_storage(settings, moto_endpoint)
+    key = "orgs/test-s3/videos/vid_multipart.mp4"
+    data = b"".join(_pieces(17)) + b"tail"
+    stored = storage.save_stream(key, [*_pieces(17), b"tail"])
+    try:
+        head = s3_storage.head_object(Bucket=BUCKET, Key=key)
+        assert head["ETag"].strip('"').endswith("-4")  # 4 parts of 5 MiB (the last shorter)
+        body = s3_storage.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert body == data and stored.size == len(data) == head["ContentLength"]
+        assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    finally:
+        s3_storage.delete_object(Bucket=BUCKET, Key=key)
+
+
+def test_a_stream_cut_short_is_never_stored_in_s3(s3_storage, settings, moto_endpoint):
+    """A download that breaks after 12 MiB: the error reaches the caller (to be retried), the
+    multipart upload is aborted, and no object exists under the key."""
+    from apps.generations import storage
+    from apps.providers.base import ProviderError
+
+    _multipart_storage(settings, moto_endpoint)
+    key = "orgs/test-s3/videos/vid_cut.mp4"
+
+    def cut():
+        yield from _pieces(12)
+        raise ProviderError("The download was interrupted after 12 MiB.", code="download_interrupted")
+
+    with pytest.raises(ProviderError) as info:
+        storage.save_stream(key, cut())
+    assert info.value.code == "download_interrupted"
+    assert "Contents" not in s3_storage.list_objects_v2(Bucket=BUCKET, Prefix=key)
+    assert not s3_storage.list_multipart_uploads(Bucket=BUCKET).get("Uploads")

@@ -190,13 +190,29 @@ def test_ledger_admin_is_read_only_with_monthly_totals(tenants, operator):
     assert r.status_code == 200 and b"alice-films" in r.content and b"bob@example.com" in r.content
 
 
+def _admin_field(html: str, name: str) -> str:
+    """The value of one read-only field on an admin change page."""
+    import html as html_lib
+    import re
+
+    match = re.search(rf'field-{name}\b.*?<div class="readonly">(.*?)</div>', html, re.DOTALL)
+    assert match, f"no read-only field {name} on the page"
+    return html_lib.unescape(match.group(1)).strip()
+
+
 def test_organization_admin_shows_usage_storage_and_masked_keys(tenants, operator):
-    gen = run_steps(_gen(tenants))
-    r = tenants.client_for(operator).get(f"/admin/accounts/organization/{tenants.org_a.pk}/change/")
+    from django.template.defaultfilters import filesizeformat
+
+    page = f"/admin/accounts/organization/{tenants.org_a.pk}/change/"
+    client = tenants.client_for(operator)
+    assert _admin_field(client.get(page).content.decode(), "storage_used") == filesizeformat(0)
+    first, second = run_steps(_gen(tenants)), run_steps(_gen(tenants, "a second one"))
+    r = client.get(page)
     html = r.content.decode()
-    assert "spent" in html and "reserved" in html
-    assert "KB" in html or "bytes" in html  # storage used (gen.bytes of the stored video)
-    assert gen.bytes
+    assert r.status_code == 200 and "spent" in html and "reserved" in html
+    # storage used: the bytes of both stored videos, as the page formats them
+    assert first.bytes > 1024 and second.bytes > 1024
+    assert _admin_field(html, "storage_used") == filesizeformat(first.bytes + second.bytes)
 
 
 def test_health_page(tenants, operator):
@@ -208,3 +224,18 @@ def test_health_page(tenants, operator):
     assert r.status_code == 200
     assert "Messages waiting" in html and gen.public_id in html  # listed as stuck
     assert "sandbox" in html  # provider table for the last hour
+
+
+def test_health_page_shows_each_suppliers_circuit(tenants, operator, settings):
+    from django.core.cache import cache
+
+    from apps.generations import routing
+
+    cache.clear()
+    settings.ROUTER_CIRCUIT_FAILURES = 2
+    for _ in range(2):
+        routing.circuit_record("fal", None, ok=False)
+    html = tenants.client_for(operator).get("/admin/health/").content.decode()
+    assert '<td data-circuit="fal"><strong>open</strong></td>' in html
+    assert '<td data-circuit="replicate">closed</td>' in html
+    cache.clear()

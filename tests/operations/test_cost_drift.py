@@ -35,6 +35,11 @@ def test_a_fal_job_records_what_fal_billed_and_the_drift_is_listed(tenants, live
     shown = client.get(f"/v1/video/generations/{gen.public_id}").json()["usage"]
     assert (shown["cost"], shown["provider_reported_cost"]) == ("3.2000", "4.8000")
 
+    # the Usage page shows what fal reports beside what we charged
+    page = tenants.client_for(tenants.alice).get(f"/o/{tenants.org_a.slug}/usage/").content.decode()
+    row = page.split('data-model="fal/veo-3.1"', 1)[1].split("</tr>", 1)[0]
+    assert "$3.20" in row and "$4.80" in row
+
     out = StringIO()
     call_command("cost_drift", stdout=out)
     assert "fal/veo-3.1: charged $3.20, provider reports $4.80 on 1 of 1 jobs" in out.getvalue()

@@ -113,10 +113,11 @@ def test_aliases():
 
 
 @pytest.mark.parametrize("slug", KEYED)
-def test_every_base_url_follows_the_generic_rule(slug, monkeypatch):
+def test_every_base_url_follows_the_generic_rule(slug, monkeypatch, settings):
     cls = registry.get_provider_class(slug)
     for name in (f"{slug.upper()}_BASE_URL", *cls.base_url_aliases):
         monkeypatch.delenv(name, raising=False)
+        monkeypatch.delattr(settings, name, raising=False)
     assert registry.base_url_for(slug) == cls.default_base_url.rstrip("/")
     monkeypatch.setenv(f"{slug.upper()}_BASE_URL", "https://gateway.example.com/x/")
     assert registry.base_url_for(slug) == "https://gateway.example.com/x"
@@ -125,6 +126,7 @@ def test_every_base_url_follows_the_generic_rule(slug, monkeypatch):
 def test_base_urls_default_and_follow_settings(settings, monkeypatch):
     for name in ("OPENAI_BASE_URL", "SORA_BASE_URL", "RUNWAY_BASE_URL", "KLING_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+        monkeypatch.delattr(settings, name, raising=False)
     assert registry.base_url_for("sora") == "https://api.openai.com/v1"
     assert registry.base_url_for("runway") == "https://api.dev.runwayml.com"
     assert registry.base_url_for("kling") == "https://api-singapore.klingai.com"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import socket
 import tracemalloc
 
@@ -296,3 +298,50 @@ def test_big_downloads_stream_in_constant_memory():
             tracemalloc.stop()
     assert total == size
     assert peak < 8 * 1024 * 1024, f"peak {peak} bytes"
+
+
+def _completed_video_url(emu: OpenAIEmulator) -> str:
+    created = requests.post(
+        f"{emu.base_url}/videos",
+        json={"model": "sora-2", "prompt": "cut", "seconds": "4", "size": "1280x720"},
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=10,
+    ).json()
+    emu.advance(3600)
+    return f"{emu.base_url}/videos/{created['id']}/content"
+
+
+def test_a_download_cut_mid_stream_fails_and_stores_nothing():
+    """Content-Length announced, the connection dropped after 3 MiB: a transient error (retried),
+    and nothing under the key, so a cut video is never taken for a complete one."""
+    from django.core.files.storage import default_storage
+
+    from apps.generations import storage
+
+    key = "orgs/test-http/videos/vid_cut.mp4"
+    size = 8 * 1024 * 1024
+    with OpenAIEmulator(video_bytes=size) as emu:
+        url = _completed_video_url(emu)
+        emu.add_fault("content", truncate=3 * 1024 * 1024, times=1)
+        with http.stream_download(
+            url, headers={"Authorization": f"Bearer {KEY}"}, max_bytes=size, allowed_private_hosts=[http.origin(url)]
+        ) as download:
+            assert download.content_length == size
+            with pytest.raises(ProviderError) as info:
+                storage.save_stream(key, download.chunks)
+        assert info.value.code == "download_interrupted" and not info.value.permanent
+        assert "3145728 bytes" in info.value.message and KEY not in info.value.message
+        assert not default_storage.exists(key)
+        assert os.listdir(os.path.dirname(default_storage.path(key))) == []
+
+        # the retry gets the whole video, stored with the emulator's exact bytes
+        with http.stream_download(
+            url, headers={"Authorization": f"Bearer {KEY}"}, max_bytes=size, allowed_private_hosts=[http.origin(url)]
+        ) as download:
+            stored = storage.save_stream(key, download.chunks)
+        expected = requests.get(f"{emu.root_url}/_emulator/video", timeout=10).content
+    try:
+        assert stored.size == size == len(expected)
+        assert stored.sha256 == hashlib.sha256(expected).hexdigest()
+    finally:
+        storage.delete(key)

@@ -7,6 +7,7 @@ usage and estimate endpoints are apps.billing.api.
 
 from __future__ import annotations
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -21,6 +22,7 @@ from apps.generations.api.serializers import ERRORS, MODEL, PROVIDER, Generation
 from apps.generations.models import NATIVE_STATUS, Generation
 from apps.generations.resolve import GenerationRequest, UnknownModelError, resolve_request
 from apps.providers import catalog, registry
+from apps.webhooks import services as webhooks
 
 TAG = "native"
 
@@ -43,15 +45,21 @@ def generation_or_404(request, video_id: str) -> Generation:
 
 class GenerationCreateApi(OrgScopedAPIView):
     class InputSerializer(serializers.Serializer):
-        model = serializers.CharField(max_length=100)
-        prompt = serializers.CharField(max_length=services.PROMPT_MAX, trim_whitespace=True)
-        duration = serializers.IntegerField(required=False, min_value=1, max_value=600)
-        aspect_ratio = serializers.CharField(required=False, max_length=20)
-        size = serializers.CharField(required=False, max_length=20)
-        image = serializers.CharField(required=False, max_length=30_000_000)
-        seed = serializers.IntegerField(required=False, min_value=0)
-        negative_prompt = serializers.CharField(required=False, allow_blank=True, max_length=2500)
-        key_id = serializers.CharField(required=False, max_length=40)
+        # strict types (parsing): a number is not a prompt, fullwidth digits are not a duration; no default model
+        model = parsing.StrictCharField(max_length=100)
+        prompt = parsing.StrictCharField(max_length=services.PROMPT_MAX, trim_whitespace=True)
+        duration = parsing.StrictIntegerField(required=False, min_value=1, max_value=600)
+        aspect_ratio = parsing.StrictCharField(required=False, max_length=20)
+        size = parsing.StrictCharField(required=False, max_length=20)
+        image = parsing.StrictCharField(required=False, max_length=30_000_000)
+        seed = parsing.StrictIntegerField(required=False, min_value=0)
+        negative_prompt = parsing.StrictCharField(required=False, allow_blank=True, max_length=2500)
+        key_id = parsing.StrictCharField(required=False, max_length=40)
+        webhook_url = parsing.StrictCharField(
+            required=False,
+            max_length=2000,
+            help_text="Also send this video's events here, signed with the default webhook endpoint's secret.",
+        )
 
         class Meta:
             ref_name = "GenerationCreateBody"
@@ -87,15 +95,21 @@ class GenerationCreateApi(OrgScopedAPIView):
             image_url=image_url,
             key_id=v.get("key_id"),
         )
+        webhook_url = v.get("webhook_url", "").strip()
         try:
+            if webhook_url:
+                webhooks.request_webhook_check(org_id=request.organization.pk, url=webhook_url)
             resolved = resolve_request(org=request.organization, request=wanted)
-            gen = services.generation_create(
-                org=request.organization,
-                user=request.user,
-                request=wanted,
-                resolved=resolved,
-                idempotency_key=parsing.idempotency_key(request),
-            )
+            with transaction.atomic():  # the per-request webhook exists before the job's first event
+                gen = services.generation_create(
+                    org=request.organization,
+                    user=request.user,
+                    request=wanted,
+                    resolved=resolved,
+                    idempotency_key=parsing.idempotency_key(request),
+                )
+                if webhook_url:
+                    webhooks.video_webhook_add(org_id=request.organization.pk, video_id=gen.public_id, url=webhook_url)
         except ApplicationError as exc:
             native_error(exc)
             raise
@@ -123,6 +137,9 @@ class GenerationListApi(OrgScopedAPIView):
         wanted_status = request.query_params.get("status")
         if wanted_status:
             states = [s for s, native in NATIVE_STATUS.items() if native == wanted_status]
+            if not states:  # an unknown status filters nothing: say so rather than list nothing
+                known = ", ".join(sorted(set(NATIVE_STATUS.values())))
+                raise ApplicationError(f"status must be one of {known}.", param="status", code="invalid_value")
             qs = qs.filter(state__in=states)
         rows = list(qs[offset : offset + limit + 1])
         return Response(

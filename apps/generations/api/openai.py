@@ -77,15 +77,15 @@ class VideoCreateApi(OrgScopedAPIView):
     """``POST /v1/videos``: start a video with any catalog model."""
 
     class InputSerializer(serializers.Serializer):
-        prompt = serializers.CharField(max_length=services.PROMPT_MAX)
+        prompt = parsing.StrictCharField(max_length=services.PROMPT_MAX)
         # the contract defaults to sora-2, which OpenAI retired; a request that names no model is
         # refused rather than spending money on a model the member did not choose
-        model = serializers.CharField(
+        model = parsing.StrictCharField(
             max_length=100,
             error_messages={"required": "Name the model: a canonical id (`veo-3.1`) or `supplier/model`."},
         )
-        seconds = serializers.CharField(required=False, max_length=6)
-        size = serializers.CharField(required=False, max_length=20)
+        seconds = parsing.SecondsField(required=False, max_length=6)
+        size = parsing.StrictCharField(required=False, max_length=20)
 
         def validate_seconds(self, value: str) -> int:
             return parsing.parse_seconds(value)
@@ -257,7 +257,7 @@ class VideoRemixApi(OrgScopedAPIView):
     and size) with a new prompt, on models that can remix (``sora-2``, ``sandbox-video``)."""
 
     class InputSerializer(serializers.Serializer):
-        prompt = serializers.CharField(max_length=services.PROMPT_MAX)
+        prompt = parsing.StrictCharField(max_length=services.PROMPT_MAX)
 
         class Meta:
             ref_name = "RemixVideoBody"

@@ -7,8 +7,10 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from apps.generations import media
 from apps.generations.models import NATIVE_STATUS, Generation, State
 from apps.generations.resolve import aspect_ratio_of
+from apps.generations.selectors import IMAGE_CONTENT_TYPES
 from apps.providers import registry
 from apps.providers.modelinfo import ModelInfo
 
@@ -60,7 +62,7 @@ def generation_url(request, gen: Generation) -> str:
 class GenerationOutput(serializers.Serializer):
     def to_representation(self, gen: Generation) -> dict:
         request = self.context["request"]
-        video = None
+        video = thumbnail = None
         if gen.state == State.COMPLETED and gen.video_file:
             video = {
                 "url": generation_url(request, gen),
@@ -68,6 +70,11 @@ class GenerationOutput(serializers.Serializer):
                 "bytes": gen.bytes,
                 "sha256": gen.sha256,
             }
+            if gen.thumbnail_file:
+                thumbnail = {
+                    "url": generation_url(request, gen) + "?variant=thumbnail",
+                    "content_type": IMAGE_CONTENT_TYPES.get(gen.thumbnail_file.rsplit(".", 1)[-1], "image/jpeg"),
+                }
         return {
             "id": gen.public_id,
             "object": "video.generation",
@@ -87,6 +94,9 @@ class GenerationOutput(serializers.Serializer):
             "remixed_from": gen.remix_of.public_id if gen.remix_of_id else None,
             "created_by": gen.user.email,
             "video": video,
+            "thumbnail": thumbnail,
+            # the stored file as probed, against the request (null until probed)
+            "verified": media.verified(gen) if gen.state == State.COMPLETED else None,
             "usage": {
                 "currency": "USD",
                 "estimated_cost": str(gen.estimated_cost),

@@ -7,8 +7,10 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
 
 from apps.accounts import selectors as account_selectors
+from apps.core.views import wants_fragment
 from apps.generations import selectors
 from apps.generations.forms import GalleryFilterForm
 from apps.generations.views.common import with_models
@@ -19,6 +21,7 @@ GALLERY_PAGE_SIZE = 12
 
 @login_required
 @require_GET
+@vary_on_headers("HX-Request")
 def gallery(request: HttpRequest, org_slug: str) -> HttpResponse:
     members = account_selectors.member_list(org=request.organization)
     form = GalleryFilterForm(request.GET or None, members=members)
@@ -27,7 +30,7 @@ def gallery(request: HttpRequest, org_slug: str) -> HttpResponse:
     page.object_list = with_models(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
-    template = GALLERY + "#gallery-results" if request.htmx else GALLERY
+    template = GALLERY + "#gallery-results" if wants_fragment(request) else GALLERY
     context = {
         "form": form,
         "page": page,

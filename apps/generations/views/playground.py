@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -100,7 +100,11 @@ def playground(request: HttpRequest, org_slug: str) -> HttpResponse:
     status = 200
     created = None
     if request.method == "POST":
-        remix = _remix_source(request, request.POST.get("remix_of"))
+        remix_of = request.POST.get("remix_of")
+        if remix_of and selectors.generation_get(org=request.organization, public_id=remix_of) is None:
+            # another organization's video, or none at all: never a plain (paid) video instead
+            raise Http404("No such video in this organization.")
+        remix = _remix_source(request, remix_of)
         form = PlaygroundForm(request.POST, request.FILES, org=request.organization, groups=groups, remix=remix)
         if form.is_valid():
             try:

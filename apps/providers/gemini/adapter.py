@@ -341,6 +341,28 @@ class GeminiProvider(VideoProvider):
             return set(cached[1])
         return set(self._refresh_models())
 
+    def key_details_refresh(self) -> dict[str, str]:
+        """The video models this key lists (checked on validation and daily, kept with the key):
+        Google retires Gemini-API video ids without notice, so the router hides entries none of
+        whose ``upstream_ids`` the key still lists."""
+        from datetime import UTC, datetime
+
+        return {
+            "video_models": ", ".join(sorted(self.available_models())),
+            "models_checked_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ"),
+        }
+
+    @classmethod
+    def offers(cls, model: ModelInfo, key_details: Mapping[str, str]) -> bool:
+        listed = key_details.get("video_models")
+        upstream = model.extra.get("upstream_ids")
+        if listed is None or not upstream:
+            # never checked (the submit checks, and refuses a vanished model itself), or not a
+            # predictLongRunning model (Gemini Omni runs through the Interactions API)
+            return True
+        names = {name.strip() for name in listed.split(",") if name.strip()}
+        return any(u in names for u in upstream)
+
     def _forget_models(self) -> None:
         with _models_lock:
             _models_cache.pop(self._cache_key(), None)

@@ -12,11 +12,16 @@ accepts both key shapes (a plain API key, or an access key + secret key signed i
 - ``spec.client_reference`` is sent as ``external_task_id`` so :meth:`find_by_reference` can
   reconcile an uncertain submit.
 - Kling documents no progress: ``JobStatus.progress`` is None.
+- Callbacks: ``callback_url`` is sent when ``spec.callback_url`` is set (§6). Kling's signature is an
+  optional console setting whose secret MediaRouter cannot fetch, so a delivery is proved by the
+  per-generation token in the URL (``callback_verification = "token"``); :meth:`verify_callback`
+  only reads the task id (legacy ``task_id``, new design ``id``) and the engine re-reads the task.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import math
 import threading
 import time
@@ -28,6 +33,8 @@ import requests
 
 from apps.providers import http
 from apps.providers.base import (
+    CallbackDelivery,
+    CallbackRejected,
     Credentials,
     Download,
     GenerationSpec,
@@ -106,6 +113,8 @@ class KlingProvider(VideoProvider):
     slug = "kling"
     label = "Kling"
     supports_lookup = True
+    supports_callbacks = True
+    callback_verification = "token"  # unsigned to us (§6): the URL's per-generation token is the proof
     key_fields = (
         KeyField("api_key", "API key", help="A Kling API key, or the access key and secret key pair below."),
         KeyField("access_key", "Access key", help="With the secret key: signed into a short-lived JWT per call."),
@@ -192,11 +201,13 @@ class KlingProvider(VideoProvider):
                 status_code=response.status_code,
             )
         try:
-            code = int(body["code"])
-        except (TypeError, ValueError):
+            code = int(body["code"])  # any JSON: a list, 1e400 (inf), "x" are not a code
+        except (TypeError, ValueError, OverflowError):
             code = -1
         if code != 0 or not 200 <= response.status_code < 300:
-            raise self._classify(response.status_code, code, str(body.get("message") or ""), response.headers)
+            message = body.get("message")
+            message = message if isinstance(message, str) else ""
+            raise self._classify(response.status_code, code, message, response.headers)
         return body.get("data")
 
     # --- mapping ----------------------------------------------------------------------------
@@ -235,6 +246,8 @@ class KlingProvider(VideoProvider):
             body["negative_prompt"] = spec.negative_prompt
         if spec.client_reference:
             body["external_task_id"] = spec.client_reference
+        if spec.callback_url:
+            body["callback_url"] = spec.callback_url
         if spec.image is not None:
             body["image"] = self._image_field(spec)
             kind = "i2v"
@@ -274,6 +287,7 @@ class KlingProvider(VideoProvider):
         if state is JobState.COMPLETED:
             result = task.get("task_result") if isinstance(task.get("task_result"), dict) else {}
             videos = result.get("videos") or task.get("outputs") or []
+            videos = videos if isinstance(videos, list) else []
             outputs = tuple(
                 v["url"] for v in videos if isinstance(v, dict) and isinstance(v.get("url"), str) and v["url"]
             )
@@ -311,3 +325,17 @@ class KlingProvider(VideoProvider):
         if variant != "video":
             raise ProviderError("Kling has no thumbnails.", code="unsupported", permanent=True)
         return self._download_output(job_id, url)
+
+    # --- callbacks ----------------------------------------------------------------------------
+
+    def verify_callback(self, *, headers, body: bytes, secret: str | None = None) -> CallbackDelivery:
+        """The task id the push names (legacy ``task_id``, new design ``id``): the bare id, while the
+        engine keeps ``t2v:``/``i2v:`` in front of it. Nothing else in the body is used."""
+        try:
+            task = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise CallbackRejected("Kling callback body is not JSON.") from None
+        task_id = (task.get("task_id") or task.get("id")) if isinstance(task, dict) else None
+        if not isinstance(task_id, str | int) or isinstance(task_id, bool) or not str(task_id).strip():
+            raise CallbackRejected("Kling callback body names no task.")
+        return CallbackDelivery(job_id=str(task_id).strip())

@@ -8,6 +8,7 @@ at ``GET /v1/tasks/{id}`` and its ``output`` URLs (which expire) are downloaded 
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any
 from urllib.parse import quote
 
@@ -45,9 +46,25 @@ def ratio_for(size: str) -> str:
     return f"{width}:{height}"
 
 
+def _text(value: object) -> str:
+    """A field of an error body as text: strings and numbers; anything else is ""."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _issue_path(path: object) -> str:
+    """An issue's ``path``: a list of keys and indexes (``["promptImage", 0]``), or a lone key."""
+    if isinstance(path, list):
+        return ".".join(_text(p) for p in path)
+    return _text(path)
+
+
 def progress_percent(value: object) -> int | None:
     """Runway's ``progress`` is 0-1 per its SDK, but 0-100 has been seen: accept both."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     percent = value * 100 if value <= 1 else value
     return max(0, min(100, round(percent)))
@@ -74,13 +91,12 @@ class RunwayProvider(VideoProvider):
         body = http.read_json(response)
         detail = ""
         if isinstance(body, dict):
-            detail = str(body.get("error") or "")
+            # any JSON shape: fields that are not what the docs say count as absent
+            detail = _text(body.get("error"))
             issues = body.get("issues")
             if isinstance(issues, list):
                 parts = [
-                    f"{'.'.join(str(p) for p in i.get('path', []))}: {i.get('message')}"
-                    for i in issues
-                    if isinstance(i, dict)
+                    f"{_issue_path(i.get('path'))}: {_text(i.get('message'))}" for i in issues if isinstance(i, dict)
                 ]
                 if parts:
                     detail = f"{detail} ({'; '.join(parts)})" if detail else "; ".join(parts)

@@ -14,6 +14,7 @@ MODELS: tuple[ModelInfo, ...] = (
         provider="sandbox",
         label="Sandbox (local test pattern, free)",
         family="Sandbox",
+        delivers_requested_size=False,  # a small test pattern (320 px on the long side), whatever the size
         capabilities=frozenset({TEXT_TO_VIDEO, REMIX, AUDIO}),
         seconds=(2, 4, 8, 12),
         sizes=("1280x720", "720x1280", "960x960"),

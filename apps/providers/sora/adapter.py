@@ -6,6 +6,7 @@ gateways keep serving ``/v1/videos``. ``seconds`` is sent as a string and ``size
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +30,15 @@ _MESSAGE_LIMIT = 500
 
 def _q(job_id: str) -> str:
     return quote(job_id, safe="")
+
+
+def _text(value: Any) -> str:
+    """A field of an error body as text: strings and numbers; anything else is ""."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
 
 
 class SoraProvider(VideoProvider):
@@ -70,9 +80,10 @@ class SoraProvider(VideoProvider):
         body = http.read_json(response)
         err = body.get("error") if isinstance(body, dict) else None
         err = err if isinstance(err, dict) else {}
-        upstream = str(err.get("message") or "").strip()
-        upstream_code = err.get("code") or err.get("type")
-        param = err.get("param")
+        # any JSON shape: a field that is not text (a list, an object) counts as absent
+        upstream = _text(err.get("message"))
+        upstream_code = _text(err.get("code")) or _text(err.get("type"))
+        param = _text(err.get("param"))
         detail = http.scrub(upstream, self.credentials.api_key)[:_MESSAGE_LIMIT]
         if param:
             detail = f"{detail} (field: {param})"
@@ -164,7 +175,8 @@ class SoraProvider(VideoProvider):
         else:
             state = _STATES.get(raw, JobState.IN_PROGRESS)  # unknown: not finished, keep polling
         progress = body.get("progress")
-        progress = max(0, min(100, int(progress))) if isinstance(progress, int | float) else None
+        finite = isinstance(progress, int | float) and not isinstance(progress, bool) and math.isfinite(progress)
+        progress = max(0, min(100, int(progress))) if finite else None
         if state is JobState.COMPLETED:
             progress = 100
         error_code = error_message = None

@@ -157,7 +157,7 @@ def test_validate_key_refusals_mark_the_key_invalid(fal, status, code):
 def test_submit_posts_to_the_full_endpoint_and_keeps_the_returned_urls(fal):
     responses.post(f"{QUEUE}/fal-ai/kling-video/v3/pro/text-to-video", json=queued("fal-ai/kling-video"))
     job = fal.submit(spec(model="kling-v3", seconds=5, size="1920x1080"))
-    assert job == SubmittedJob(job_id=REQ, data=JOB)
+    assert job == SubmittedJob(job_id=REQ, data={**JOB, "endpoint_id": "fal-ai/kling-video/v3/pro/text-to-video"})
     assert "/v3/" not in job.data["status_url"]  # the sub-path is dropped (quirk 1), kept as given
     request = responses.calls[0].request
     assert request.headers["Authorization"] == f"Key {KEY}"
@@ -395,7 +395,7 @@ def test_every_model_maps_its_input(fal, case, fields, endpoint, body):
     assert sent == body
     # exact types, not only equal values ("8s" vs 8, 5 vs "5", True vs 1)
     assert {k: type(v) for k, v in sent.items()} == {k: type(v) for k, v in body.items()}
-    assert job.job_id == REQ and job.data == urls(app)
+    assert job.job_id == REQ and job.data == {**urls(app), "endpoint_id": endpoint}
 
 
 def test_every_catalog_model_has_both_modes_and_a_mapping_for_every_size():

@@ -84,10 +84,16 @@ def test_every_model_from_create_to_downloaded_bytes(fal_emulator, fal, model, s
 def test_the_urls_drop_the_sub_path_and_a_rebuilt_one_fails(fal_emulator, fal):
     job = fal.submit(spec(model="kling-v3", seconds=5, size="1920x1080"))
     base = f"{fal_emulator.base_url}/fal-ai/kling-video/requests/{job.job_id}"
-    assert job.data == {"status_url": f"{base}/status", "response_url": base, "cancel_url": f"{base}/cancel"}
+    assert job.data == {
+        "status_url": f"{base}/status",
+        "response_url": base,
+        "cancel_url": f"{base}/cancel",
+        "endpoint_id": "fal-ai/kling-video/v3/pro/text-to-video",  # for fal's unit price
+    }
     rebuilt = {
         name: url.replace("/fal-ai/kling-video/", "/fal-ai/kling-video/v3/pro/text-to-video/")
         for name, url in job.data.items()
+        if name != "endpoint_id"
     }
     with pytest.raises(ProviderError) as info:
         fal.status(job.job_id, job_data=rebuilt)
