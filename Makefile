@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PORT
+# hypothesis (the property tests, schemathesis) keeps its files under .var/, not in the checkout
+export HYPOTHESIS_STORAGE_DIRECTORY ?= $(CURDIR)/.var/hypothesis
 
 .PHONY: run dev test lint format migrate superuser clean bench
 
