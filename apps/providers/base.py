@@ -360,6 +360,21 @@ class VideoProvider:
 
         return catalog.supplier_model(self.slug, spec.model)
 
+    def _require_catalog_model(self, spec: GenerationSpec):
+        """This supplier's catalog entry of ``spec.model``, or a permanent refusal before any
+        request (for adapters whose wire mapping lives in the entry's ``extra``)."""
+        model = self._catalog_model(spec)
+        if model is None:
+            raise ProviderError(
+                f"{self.label} has no catalog entry for {spec.model!r}.", code="model_not_available", permanent=True
+            )
+        return model
+
+    @staticmethod
+    def _refuse(message: str) -> ProviderError:
+        """A request the model cannot serve, refused before anything is sent (a field problem)."""
+        return ProviderError(message, code="invalid_request", permanent=True)
+
     @staticmethod
     def _require_image_if_image_only(model, spec: GenerationSpec, hint: str = "") -> None:
         """Refuse, before any request, a text-only call to a model that needs an input image."""

@@ -301,17 +301,23 @@ def _check_peer(response: requests.Response, url: str, allowed: set[str]) -> Non
         )
 
 
-def _download_error(response: requests.Response, url: str) -> ProviderError:
-    status = response.status_code
+def download_failed(status: int, headers: Mapping[str, str], message: str) -> ProviderError:
+    """A download answered with HTTP ``status``: transient for 5xx, 408 and 429 (with the
+    provider's ``Retry-After``), permanent otherwise. ``message`` says what failed."""
     transient = status >= 500 or status in (408, 429)
-    hint = " The URL may have expired; re-read the job for a fresh one." if status in (403, 404, 410) else ""
     return ProviderError(
-        f"Download from {redacted(url)} failed with HTTP {status}.{hint}",
+        message,
         code="download_failed",
         permanent=not transient,
-        retry_after=parse_retry_after(response.headers) if transient else None,
+        retry_after=parse_retry_after(headers) if transient else None,
         status_code=status,
     )
+
+
+def _download_error(response: requests.Response, url: str) -> ProviderError:
+    status = response.status_code
+    hint = " The URL may have expired; re-read the job for a fresh one." if status in (403, 404, 410) else ""
+    return download_failed(status, response.headers, f"Download from {redacted(url)} failed with HTTP {status}.{hint}")
 
 
 def _iter_limited(response: requests.Response, url: str, max_bytes: int, chunk_size: int) -> Iterator[bytes]:
@@ -427,6 +433,7 @@ def scrub(text: str, *secrets: str | None) -> str:
 
 __all__ = [
     "check_url",
+    "download_failed",
     "max_download_bytes",
     "origin",
     "parse_retry_after",

@@ -278,10 +278,6 @@ class BytePlusProvider(VideoProvider):
 
     # --- mapping ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _refuse(message: str) -> ProviderError:
-        return ProviderError(message, code="invalid_request", permanent=True)
-
     def _image_url(self, model: ModelInfo, spec: GenerationSpec) -> str:
         image = spec.image
         assert image is not None
@@ -377,11 +373,7 @@ class BytePlusProvider(VideoProvider):
         self._call("GET", TASKS, params={"page_num": 1, "page_size": 1})
 
     def submit(self, spec: GenerationSpec) -> SubmittedJob:
-        model = self._catalog_model(spec)
-        if model is None:
-            raise ProviderError(
-                f"BytePlus has no catalog entry for {spec.model!r}.", code="model_not_available", permanent=True
-            )
+        model = self._require_catalog_model(spec)
         body = self.build_body(model, spec)
         task = self._call("POST", TASKS, json=body, creating=True, client_reference=spec.client_reference)
         task_id = task.get("id")
@@ -444,13 +436,8 @@ class BytePlusProvider(VideoProvider):
                 permanent=True,
                 status_code=status,
             )
-        transient = status >= 500 or status in (408, 429)
-        return ProviderError(
-            f"Downloading BytePlus' output failed with HTTP {status}.",
-            code="download_failed",
-            permanent=not transient,
-            retry_after=http.parse_retry_after(response.headers) if transient else None,
-            status_code=status,
+        return http.download_failed(
+            status, response.headers, f"Downloading BytePlus' output failed with HTTP {status}."
         )
 
     def _stream(self, url: str) -> Download:

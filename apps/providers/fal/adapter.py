@@ -347,10 +347,6 @@ class FalProvider(VideoProvider):
 
     # --- input mapping --------------------------------------------------------------------------
 
-    @staticmethod
-    def _refuse(message: str) -> ProviderError:
-        return ProviderError(message, code="invalid_request", permanent=True)
-
     def _image_value(self, model: ModelInfo, spec: GenerationSpec) -> str:
         image = spec.image
         assert image is not None
@@ -651,13 +647,8 @@ class FalProvider(VideoProvider):
                     permanent=True,
                     status_code=status,
                 )
-            transient = status >= 500 or status in (408, 429)
-            return ProviderError(
-                f"Download of fal request {job_id}'s video failed with HTTP {status}.",
-                code="download_failed",
-                permanent=not transient,
-                retry_after=http.parse_retry_after(response.headers) if transient else None,
-                status_code=status,
+            return http.download_failed(
+                status, response.headers, f"Download of fal request {job_id}'s video failed with HTTP {status}."
             )
 
         return http.stream_download(

@@ -384,10 +384,6 @@ class GeminiProvider(VideoProvider):
 
     # --- mapping ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _refuse(message: str) -> ProviderError:
-        return ProviderError(message, code="invalid_request", permanent=True)
-
     def _fields(self, model: ModelInfo, spec: GenerationSpec) -> dict[str, str]:
         """The size's wire fields, after refusing what the model cannot do (before any call)."""
         if not (spec.prompt or "").strip():
@@ -490,11 +486,7 @@ class GeminiProvider(VideoProvider):
         self._refresh_models()
 
     def submit(self, spec: GenerationSpec) -> SubmittedJob:
-        model = self._catalog_model(spec)
-        if model is None:
-            raise ProviderError(
-                f"The Gemini API has no catalog entry for {spec.model!r}.", code="model_not_available", permanent=True
-            )
+        model = self._require_catalog_model(spec)
         if model.extra.get("api") == "omni":
             body = self.omni_body(model, spec)
             answer = self._call("POST", "/v1beta/interactions", json=body, creating=True, interactions=True)
@@ -676,13 +668,8 @@ class GeminiProvider(VideoProvider):
                 )
             if keyed:
                 return self.error_of(response, http.read_json(response))
-            transient = status >= 500 or status in (408, 429)
-            return ProviderError(
-                f"Downloading the Gemini API's output failed with HTTP {status}.",
-                code="download_failed",
-                permanent=not transient,
-                retry_after=http.parse_retry_after(response.headers) if transient else None,
-                status_code=status,
+            return http.download_failed(
+                status, response.headers, f"Downloading the Gemini API's output failed with HTTP {status}."
             )
 
         return on_error

@@ -312,10 +312,6 @@ class MinimaxProvider(VideoProvider):
 
     # --- mapping ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _refuse(message: str) -> ProviderError:
-        return ProviderError(message, code="invalid_request", permanent=True)
-
     def _image_value(self, spec: GenerationSpec) -> str:
         image = spec.image
         assert image is not None
@@ -403,11 +399,7 @@ class MinimaxProvider(VideoProvider):
         self._call("GET", "/v1/files")
 
     def submit(self, spec: GenerationSpec) -> SubmittedJob:
-        model = self._catalog_model(spec)
-        if model is None:
-            raise ProviderError(
-                f"MiniMax has no catalog entry for {spec.model!r}.", code="model_not_available", permanent=True
-            )
+        model = self._require_catalog_model(spec)
         api = str(model.extra.get("api", "v1"))
         if api == "v2":
             answer = self._call("POST", "/v2/video_generation", json=self.v2_body(model, spec), creating=True)
@@ -537,13 +529,8 @@ class MinimaxProvider(VideoProvider):
                 retry_after=1.0,
                 status_code=status,
             )
-        transient = status >= 500 or status in (408, 429)
-        return ProviderError(
-            f"Downloading MiniMax's output failed with HTTP {status}.",
-            code="download_failed",
-            permanent=not transient,
-            retry_after=http.parse_retry_after(response.headers) if transient else None,
-            status_code=status,
+        return http.download_failed(
+            status, response.headers, f"Downloading MiniMax's output failed with HTTP {status}."
         )
 
     def retrieve_url(self, file_id: str) -> str:

@@ -303,10 +303,6 @@ class ReplicateProvider(VideoProvider):
 
     # --- mapping ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _refuse(message: str) -> ProviderError:
-        return ProviderError(message, code="invalid_request", permanent=True)
-
     def _image_value(self, model: ModelInfo, spec: GenerationSpec) -> str:
         image = spec.image
         assert image is not None
@@ -374,11 +370,7 @@ class ReplicateProvider(VideoProvider):
         self._call("GET", "/v1/account")
 
     def submit(self, spec: GenerationSpec) -> str:
-        model = self._catalog_model(spec)
-        if model is None:
-            raise ProviderError(
-                f"Replicate has no catalog entry for {spec.model!r}.", code="model_not_available", permanent=True
-            )
+        model = self._require_catalog_model(spec)
         self._require_image_if_image_only(model, spec)
         body: dict[str, Any] = {"input": self.build_input(model, spec)}
         if spec.callback_url:
@@ -449,13 +441,8 @@ class ReplicateProvider(VideoProvider):
                 permanent=True,
                 status_code=status,
             )
-        transient = status >= 500 or status in (408, 429)
-        return ProviderError(
-            f"Downloading Replicate's output failed with HTTP {status}.",
-            code="download_failed",
-            permanent=not transient,
-            retry_after=http.parse_retry_after(response.headers) if transient else None,
-            status_code=status,
+        return http.download_failed(
+            status, response.headers, f"Downloading Replicate's output failed with HTTP {status}."
         )
 
     def download(self, job_id: str, *, url: str | None = None, variant: str = "video", job_data=None) -> Download:

@@ -527,10 +527,6 @@ class VertexProvider(VideoProvider):
 
     # --- mapping ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _refuse(message: str) -> ProviderError:
-        return ProviderError(message, code="invalid_request", permanent=True)
-
     def _image(self, spec: GenerationSpec) -> dict[str, str]:
         image = spec.image
         assert image is not None
@@ -608,11 +604,7 @@ class VertexProvider(VideoProvider):
             raise self._error(response, body)
 
     def submit(self, spec: GenerationSpec) -> SubmittedJob:
-        model = self._catalog_model(spec)
-        if model is None:
-            raise ProviderError(
-                f"Vertex has no catalog entry for {spec.model!r}.", code="model_not_available", permanent=True
-            )
+        model = self._require_catalog_model(spec)
         body = self.predict_body(model, spec)
         url = self._model_url(model.provider_model, "predictLongRunning")
         # a failed token exchange is never uncertain (nothing was sent to Vertex yet)
