@@ -1,7 +1,8 @@
 """Keep the one-time secrets that travel in URLs out of the logs.
 
-Invitation links (``/invite/<token>/``) and password-reset links (``/password/reset/<uidb64>/<token>/``)
-are credentials: whoever reads them in a log could join an organization or take over an account.
+Invitation links (``/invite/<token>/``), password-reset links (``/password/reset/<uidb64>/<token>/``)
+and share links (``/s/<token>/``) are credentials: whoever reads them in a log could join an
+organization, take over an account or watch a shared video.
 They reach logs through request lines, referers, ``?next=`` parameters and redirect ``Location``s.
 
 - Django's logging (``LOGGING`` in settings.py): :class:`RedactSecretsFilter` on the console handler
@@ -28,6 +29,8 @@ _INVITE = re.compile(rf"({_SEP}invite{_SEP}){_SEGMENT}")
 _RESET = re.compile(rf"({_SEP}password{_SEP}reset{_SEP})({_SEGMENT})({_SEP})({_SEGMENT})")
 # provider callback URLs (/hooks/providers/<slug>/<token>, apps/generations/callbacks.py)
 _HOOK = re.compile(rf"({_SEP}hooks{_SEP}providers{_SEP}{_SEGMENT}{_SEP}){_SEGMENT}")
+# share links (/s/<token>/, /s/<token>/video, apps/sharing)
+_SHARE = re.compile(rf"({_SEP}s{_SEP}){_SEGMENT}")
 
 
 def _reset(match: re.Match) -> str:
@@ -37,10 +40,11 @@ def _reset(match: re.Match) -> str:
 
 
 def redact(text: str) -> str:
-    """``text`` with the secret parts of invitation and password-reset URLs replaced."""
-    if "invite" not in text and "reset" not in text and "hooks" not in text:
+    """``text`` with the secret parts of invitation, password-reset, callback and share URLs replaced."""
+    if "invite" not in text and "reset" not in text and "hooks" not in text and "s/" not in text and "s%2" not in text:
         return text
-    return _HOOK.sub(rf"\1{REDACTED}", _RESET.sub(_reset, _INVITE.sub(rf"\1{REDACTED}", text)))
+    text = _HOOK.sub(rf"\1{REDACTED}", _RESET.sub(_reset, _INVITE.sub(rf"\1{REDACTED}", text)))
+    return _SHARE.sub(rf"\1{REDACTED}", text)
 
 
 class RedactSecretsFilter(logging.Filter):

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "apps.billing",
     "apps.audit",
     "apps.webhooks",
+    "apps.sharing",
     "axes",
     "csp",
 ]
@@ -289,6 +290,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 INVITATION_TTL_HOURS = env.int("INVITATION_TTL_HOURS", default=72)
+# the longest a share link may live (apps.sharing): the lifetimes offered are 1, 7 and 30 days up to it
+SHARE_LINK_MAX_DAYS = env.int("SHARE_LINK_MAX_DAYS", default=30)
 PASSWORD_RESET_TIMEOUT = 3 * 3600
 
 # --- Mail ----------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from apps.generations.callbacks import provider_callback
 from apps.generations.urls import org_urlpatterns as generation_pages
 from apps.generations.views.inputs import input_image
 from apps.metrics.views import metrics
+from apps.sharing.urls import org_urlpatterns as sharing_pages
+from apps.sharing.urls import public_urlpatterns as share_links
 from apps.webhooks.urls import org_urlpatterns as webhook_pages
 
 admin.site.site_header = "MediaRouter operations"
@@ -28,17 +30,22 @@ urlpatterns = [
     # providers push completion here (apps/generations/callbacks.py); the token is the proof
     path("inputs/<str:token>/", input_image, name="input-image"),  # signed, expiring (apps.generations.inputs)
     path("hooks/providers/<slug:provider>/<str:callback_token>", provider_callback, name="provider-callback"),
+    # share links: a video for anyone who holds the link, no login (apps.sharing)
+    path("", include(share_links)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("v1/", include("apps.api_keys.api_urls")),
     path("v1/", include("apps.generations.api.urls")),
     path("v1/", include("apps.billing.api_urls")),
     path("v1/", include("apps.webhooks.api_urls")),
+    path("v1/", include("apps.sharing.api_urls")),
     # any other /v1/ path: a JSON 404 in the API's envelope, even with DEBUG on (never the URL list)
     re_path(r"^v1(?:/|$)", csrf_exempt(json_not_found), name="api-not-found"),
     path(
         "o/<slug:org_slug>/",
-        include(account_pages + key_pages + generation_pages + billing_pages + audit_pages + webhook_pages),
+        include(
+            account_pages + key_pages + generation_pages + billing_pages + audit_pages + webhook_pages + sharing_pages
+        ),
     ),
     path("", include("apps.accounts.urls")),
 ]

@@ -29,7 +29,23 @@ def build(tenants) -> dict[str, str]:
     objects.update(_alice_callback(video))
     objects["token"] = _alice_input_url_token(tenants, video)
     objects.update(_alice_webhook(tenants))
+    objects.update(_alice_share(tenants, video))
     return objects
+
+
+def _alice_share(tenants, video) -> dict[str, str]:
+    """One live share link of alice's video (without its prompt). ``share_id`` is an object id
+    (charlie: 404 on the revoke page and ``DELETE /v1/shares/{id}``). ``share_token`` is a
+    capability, like ``token`` above: whoever holds it sees the video, charlie included, so the
+    walk checks that its public page carries none of alice's ids, prompt or organization."""
+    from apps.accounts.models import Membership
+    from apps.core.scoping import org_scope
+    from apps.sharing import services
+
+    with org_scope(tenants.org_a):
+        alice = Membership.objects.select_related("organization", "user").get(user=tenants.alice)
+        share, token = services.share_create(by=alice, generation=video, include_prompt=False)
+    return {"share_id": share.public_id, "share_token": token}
 
 
 def _alice_webhook(tenants) -> dict[str, str]:

@@ -12,17 +12,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "apps"
-FEATURE_APPS = ("accounts", "api_keys", "audit", "billing", "generations", "providers", "webhooks")
+FEATURE_APPS = ("accounts", "api_keys", "audit", "billing", "generations", "providers", "sharing", "webhooks")
 
 # app -> the apps it must never import
 FORBIDDEN = {
     "core": FEATURE_APPS,  # the foundation knows no feature
-    "providers": ("accounts", "api_keys", "audit", "billing", "core", "generations", "webhooks"),  # no Django app state
-    "accounts": ("billing", "generations", "webhooks"),
-    "api_keys": ("billing", "generations", "webhooks"),
-    "audit": ("api_keys", "billing", "generations", "providers"),
+    # no Django app state
+    "providers": ("accounts", "api_keys", "audit", "billing", "core", "generations", "sharing", "webhooks"),
+    "accounts": ("billing", "generations", "sharing", "webhooks"),
+    "api_keys": ("billing", "generations", "sharing", "webhooks"),
+    "audit": ("api_keys", "billing", "generations", "providers", "sharing"),
     # generations records events through webhooks.services; webhooks gets a video as plain data
-    "webhooks": ("billing", "generations"),
+    "webhooks": ("billing", "generations", "sharing"),
+    # share links read a video through generations' selectors; money is none of their business
+    "sharing": ("billing", "api_keys", "webhooks", "providers"),
 }
 
 

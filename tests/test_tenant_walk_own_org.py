@@ -81,7 +81,8 @@ def _leaks(tenants, objects: dict[str, str]) -> list[str]:
 def _assert_no_leak(r, leaks: list[str], what: str, sent: str = "") -> None:
     """No leak in the body or the headers; ``sent``, the URL charlie asked for, may be echoed (a
     login redirect's ``next``)."""
-    body = r.content.decode(errors="replace") + " ".join(f"{k}: {v}" for k, v in r.items())
+    content = b"".join(r.streaming_content) if r.streaming else r.content  # a shared video is streamed
+    body = content.decode(errors="replace") + " ".join(f"{k}: {v}" for k, v in r.items())
     if sent:
         body = body.replace(sent, "")
     for value in leaks:

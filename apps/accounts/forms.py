@@ -80,6 +80,12 @@ class OrganizationSettingsForm(forms.Form):
         label="Keep videos for (days)",
         help_text="Leave empty to keep them forever.",
     )
+    sharing_enabled = forms.BooleanField(
+        required=False,
+        label="Allow share links",
+        help_text="Members may share a video by link with people outside the organization. Off: every link "
+        "stops opening at once (revoke a link to end it for good) and no new one can be made.",
+    )
 
 
 class MemberLimitForm(forms.Form):

@@ -72,6 +72,11 @@ class Organization(models.Model):
     retention_days = models.PositiveIntegerField(
         null=True, blank=True, help_text="Delete stored videos older than this; empty = keep forever."
     )
+    sharing_enabled = models.BooleanField(
+        default=True,
+        help_text="Members may share videos by link with people outside the organization. Off: no link "
+        "opens and none can be made; links neither expired nor revoked open again when it is back on.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

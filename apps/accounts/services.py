@@ -294,6 +294,7 @@ def organization_update(
     monthly_budget=None,
     member_monthly_limit=None,
     retention_days=None,
+    sharing_enabled: bool | None = None,
     fields: tuple[str, ...] = (),
 ) -> Organization:
     """Update the organization's settings named in ``fields`` (owners and admins)."""
@@ -304,6 +305,7 @@ def organization_update(
         "monthly_budget": monthly_budget,
         "member_monthly_limit": member_monthly_limit,
         "retention_days": retention_days,
+        "sharing_enabled": sharing_enabled,
     }
     changes = {}
     for field in fields:

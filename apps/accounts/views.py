@@ -216,6 +216,7 @@ def org_settings(request: HttpRequest, org_slug: str) -> HttpResponse:
         "monthly_budget": org.monthly_budget,
         "member_monthly_limit": org.member_monthly_limit,
         "retention_days": org.retention_days,
+        "sharing_enabled": org.sharing_enabled,
     }
     form = OrganizationSettingsForm(request.POST or None, initial=initial)
     status = 200

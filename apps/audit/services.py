@@ -25,6 +25,8 @@ ACTIONS = {
     "member.left": "Member left",
     "org.settings_changed": "Organization settings or budgets changed",
     "routing.changed": "Routing policy changed",
+    "share.created": "Share link created",
+    "share.revoked": "Share link revoked",
     "generation.retried": "Operator retried a generation",
     "generation.canceled": "Generation canceled by an operator",
     "generation.marked_failed": "Operator marked a generation failed",

@@ -9,6 +9,7 @@ from django import forms
 from apps.accounts.models import Organization
 from apps.billing.forms import DATE_BOUNDS
 from apps.core.errors import ApplicationError, ValidationFailed
+from apps.generations import services
 from apps.generations.models import Generation, State
 from apps.generations.resolve import GenerationRequest, ResolvedRequest, resolve_request
 from apps.generations.selectors import GenerationFilters, ModelGroup
@@ -153,6 +154,11 @@ class GalleryFilterForm(forms.Form):
     date_to = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}), validators=DATE_BOUNDS
     )
+    tag = forms.CharField(
+        required=False, max_length=services.TAG_MAX, widget=forms.TextInput(attrs={"list": "gallery-tags"})
+    )
+    favourite = forms.BooleanField(required=False, label="Favourites only")
+    flagged = forms.BooleanField(required=False, label="Not as asked only")
 
     def __init__(self, *args, members, **kwargs):
         super().__init__(*args, **kwargs)
@@ -176,4 +182,26 @@ class GalleryFilterForm(forms.Form):
             created_from=data.get("date_from"),
             created_to=data.get("date_to"),
             search=(data.get("q") or "").strip() or None,
+            tag=data.get("tag") or None,
+            favourite=True if data.get("favourite") else None,
+            flagged=True if data.get("flagged") else None,
         )
+
+    def clean_tag(self) -> str:
+        try:
+            return services.normalize_tag(self.cleaned_data["tag"])
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+class LibraryForm(forms.Form):
+    """A video's star and tag (the Gallery card and the video's page). A field the form did not
+    send is left as it is: the star button and the tag box post separately."""
+
+    favourite = forms.TypedChoiceField(
+        required=False, choices=[("true", "true"), ("false", "false")], coerce=lambda v: v == "true", empty_value=None
+    )
+    tag = forms.CharField(required=False, max_length=200, strip=True)
+
+    def changes(self) -> dict:
+        return {name: self.cleaned_data[name] for name in ("favourite", "tag") if name in self.data}

@@ -113,6 +113,10 @@ class Generation(TenantScopedModel):
     # empty: as asked (or not probed)
     output_mismatch = models.JSONField(default=list, blank=True)
 
+    # the team's library (per organization, not per member): a star and one short free-text tag
+    favourite = models.BooleanField(default=False)
+    tag = models.CharField(max_length=40, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -124,6 +128,7 @@ class Generation(TenantScopedModel):
         indexes = [
             models.Index(fields=["organization", "-created_at"], name="gen_org_created"),
             models.Index(fields=["state", "next_poll_at"], name="gen_due"),
+            models.Index(fields=["organization", "tag"], name="gen_org_tag", condition=~models.Q(tag="")),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from apps.accounts.models import Organization
 from apps.api_keys import selectors as key_selectors
@@ -57,6 +59,9 @@ def generation_get(*, org: Organization, public_id: str) -> Generation | None:
 
 @dataclass(frozen=True)
 class GenerationFilters:
+    """What a list is narrowed to (the Gallery's form, ``GET /v1/video/generations``). None: no
+    filter. Each field has one entry in :data:`GENERATION_FILTERS`."""
+
     user_email: str | None = None
     provider: str | None = None
     model: str | None = None
@@ -64,26 +69,48 @@ class GenerationFilters:
     created_from: date | None = None
     created_to: date | None = None
     search: str | None = None
+    tag: str | None = None  # normalized (services.normalize_tag)
+    favourite: bool | None = None
+    flagged: bool | None = None  # delivered other than asked (output_mismatch)
+
+
+# field of GenerationFilters -> the condition it adds. Each one is a WHERE clause on the one list
+# query, so a filter never adds a query to a page. A new filter is a field above and a line here.
+GENERATION_FILTERS: dict[str, Callable[[Any], Q]] = {
+    "user_email": lambda v: Q(user__email=v),
+    "provider": lambda v: Q(provider=v),
+    "model": lambda v: Q(model=v),
+    "state": lambda v: Q(state=v),
+    "created_from": lambda v: Q(created_at__gte=start_of_day(v)),
+    "created_to": lambda v: Q(created_at__lt=start_of_day(v + timedelta(days=1))),
+    "search": lambda v: Q(prompt__icontains=v),
+    "tag": lambda v: Q(tag=v),
+    "favourite": lambda v: Q(favourite=v),
+    "flagged": lambda v: ~Q(output_mismatch=[]) if v else Q(output_mismatch=[]),
+}
 
 
 def generation_list(*, org: Organization, filters: GenerationFilters | None = None) -> QuerySet[Generation]:
     qs = generation_queryset(org=org)
     f = filters or GenerationFilters()
-    if f.user_email:
-        qs = qs.filter(user__email=f.user_email)
-    if f.provider:
-        qs = qs.filter(provider=f.provider)
-    if f.model:
-        qs = qs.filter(model=f.model)
-    if f.state:
-        qs = qs.filter(state=f.state)
-    if f.created_from:
-        qs = qs.filter(created_at__gte=start_of_day(f.created_from))
-    if f.created_to:
-        qs = qs.filter(created_at__lt=start_of_day(f.created_to + timedelta(days=1)))
-    if f.search:
-        qs = qs.filter(prompt__icontains=f.search)
+    for name, condition in GENERATION_FILTERS.items():
+        value = getattr(f, name)
+        if value is not None and value != "":
+            qs = qs.filter(condition(value))
     return qs.order_by("-created_at", "-id")
+
+
+def generation_tags(*, org: Organization, limit: int = 50) -> list[str]:
+    """The organization's tags in use, most used first (the Gallery's tag suggestions; one query)."""
+    rows = (
+        generation_queryset(org=org)
+        .exclude(tag="")
+        .order_by()
+        .values("tag")
+        .annotate(n=Count("id"))
+        .order_by("-n", "tag")[:limit]
+    )
+    return [row["tag"] for row in rows]
 
 
 def generation_page_after(

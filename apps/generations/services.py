@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -39,7 +40,9 @@ __all__ = [
     "generation_cancel_unchecked",
     "generation_create",
     "generation_delete",
+    "generation_library_set",
     "generation_remix",
+    "normalize_tag",
     "routing_policy_set",
 ]
 
@@ -407,3 +410,50 @@ def routing_policy_set(
         },
     )
     return policy
+
+
+# --- the library: favourite and tag -------------------------------------------------------------
+
+TAG_MAX = 40
+# letters and digits of any script, spaces and a little punctuation: a label, not markup or a URL
+_TAG = re.compile(r"^[\w][\w .:/#&+\-]*$")
+
+
+def normalize_tag(value: str) -> str:
+    """A tag as stored and matched: spaces collapsed, case folded ("Client A " and "client a" are
+    one tag). Empty: no tag. ApplicationError (``param="tag"``) for one that is too long or holds
+    anything but letters, digits, spaces and ``. : / # & + - _``."""
+    tag = " ".join(str(value).split()).casefold()
+    if not tag:
+        return ""
+    if len(tag) > TAG_MAX:
+        raise ApplicationError(f"A tag is at most {TAG_MAX} characters.", param="tag", code="invalid_value")
+    if not _TAG.match(tag):
+        raise ApplicationError(
+            "A tag starts with a letter or digit and holds only letters, digits, spaces and . : / # & + - _",
+            param="tag",
+            code="invalid_value",
+        )
+    return tag
+
+
+def generation_library_set(
+    *, by: Membership, generation: Generation, favourite: bool | None = None, tag: str | None = None
+) -> Generation:
+    """Star or unstar a video and set (or clear, with "") its tag; None leaves a field as it is.
+
+    Favourites and tags belong to the organization (everyone sees the same star), so viewers, who
+    only watch, cannot change them. One UPDATE of these columns only: it never races the engine's
+    own conditional updates of the job's state."""
+    if not by.can_generate:
+        raise PermissionDeniedError("Viewers cannot change favourites or tags.")
+    changes: dict = {}
+    if favourite is not None:
+        changes["favourite"] = bool(favourite)
+    if tag is not None:
+        changes["tag"] = normalize_tag(tag)
+    if changes:
+        Generation.objects.filter(pk=generation.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(generation, name, value)
+    return generation

@@ -10,5 +10,6 @@ org_urlpatterns: list = [
     path("videos/<str:video_id>/", video.video_detail, name="video-detail"),
     path("videos/<str:video_id>/content", video.video_content, name="video-content"),
     path("videos/<str:video_id>/delete/", video.video_delete, name="video-delete"),
+    path("videos/<str:video_id>/library/", video.video_library, name="video-library"),
     path("settings/routing/", routing.routing_settings, name="org-routing"),
 ]

@@ -14,6 +14,8 @@ from apps.audit.models import AuditEvent
 from apps.audit.services import ACTIONS
 from apps.core.scoping import org_scope
 from apps.generations import services as generation_services
+from apps.sharing import services as sharing_services
+from tests.tenant_walk_objects import _alice_video
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +66,10 @@ def test_member_and_key_actions_are_audited(tenants, sora_key, settings):
         )
         generation_services.routing_policy_set(by=alice, order="direct_first")
         account_services.membership_leave(membership=Membership.objects.get(user=tenants.bob))
+    video = _alice_video(tenants)
+    with org_scope(tenants.org_a):
+        share, share_token = sharing_services.share_create(by=alice, generation=video)
+        sharing_services.share_revoke(by=alice, public_id=share.public_id)
     settings.FERNET_KEYS = [Fernet.generate_key().decode(), *settings.FERNET_KEYS]
     call_command("rotate_fernet_keys", stdout=StringIO())
 
@@ -77,7 +83,7 @@ def test_member_and_key_actions_are_audited(tenants, sora_key, settings):
     assert budget.detail["monthly_budget"] == {"from": None, "to": "100"}
     # never a secret: not the provider key, not the invitation link, not the API token
     dump = json.dumps(list(AuditEvent.all_orgs.values()), default=str)
-    assert sora_key not in dump and link_token not in dump
+    assert sora_key not in dump and link_token not in dump and share_token not in dump
 
 
 def test_owners_and_admins_see_the_audit_log_members_do_not(tenants):

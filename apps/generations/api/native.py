@@ -123,6 +123,9 @@ class GenerationListApi(OrgScopedAPIView):
             OpenApiParameter("offset", int, required=False),
             OpenApiParameter("status", str, required=False),
             OpenApiParameter("model", str, required=False),
+            OpenApiParameter("tag", str, required=False, description="Videos with this tag (case-insensitive)"),
+            OpenApiParameter("favourite", bool, required=False),
+            OpenApiParameter("flagged", bool, required=False, description="Delivered other than asked"),
         ],
         responses={200: inline_serializer("GenerationList", {"data": GenerationOutput(many=True)})},
         summary="List video generations",
@@ -132,7 +135,13 @@ class GenerationListApi(OrgScopedAPIView):
     def get(self, request):
         limit = parsing.int_param(request, "limit", 20, 1, 100)
         offset = parsing.int_param(request, "offset", 0, 0, 10**9)
-        filters = selectors.GenerationFilters(model=request.query_params.get("model") or None)
+        tag = request.query_params.get("tag")
+        filters = selectors.GenerationFilters(
+            model=request.query_params.get("model") or None,
+            tag=services.normalize_tag(tag) if tag else None,
+            favourite=parsing.bool_param(request, "favourite"),
+            flagged=parsing.bool_param(request, "flagged"),
+        )
         qs = selectors.generation_list(org=request.organization, filters=filters)
         wanted_status = request.query_params.get("status")
         if wanted_status:
@@ -157,6 +166,33 @@ class GenerationRetrieveApi(OrgScopedAPIView):
     @extend_schema(responses={200: GenerationOutput}, summary="Retrieve a video generation", tags=[TAG])
     def get(self, request, video_id: str):
         return Response(GenerationOutput(generation_or_404(request, video_id), context={"request": request}).data)
+
+
+class GenerationUpdateApi(OrgScopedAPIView):
+    class InputSerializer(serializers.Serializer):
+        favourite = serializers.BooleanField(required=False)
+        tag = parsing.StrictCharField(
+            required=False, allow_blank=True, max_length=200, help_text="One free-text tag; empty clears it."
+        )
+
+        class Meta:
+            ref_name = "GenerationUpdateBody"
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: GenerationOutput},
+        summary="Star a video or set its tag",
+        operation_id="video_generations_update",
+        tags=[TAG],
+    )
+    def patch(self, request, video_id: str):
+        gen = generation_or_404(request, video_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not data.validated_data:
+            raise ApplicationError("Send favourite, tag or both.", code="invalid_value")
+        services.generation_library_set(by=parsing.membership(request), generation=gen, **data.validated_data)
+        return Response(GenerationOutput(gen, context={"request": request}).data)
 
 
 class GenerationDeleteApi(OrgScopedAPIView):

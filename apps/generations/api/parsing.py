@@ -186,6 +186,18 @@ def int_param(request, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def bool_param(request, name: str) -> bool | None:
+    """``?name=true`` / ``false`` (None when absent); anything else is a 400 naming the parameter,
+    never silently "no filter"."""
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise ApplicationError(f"{name} must be true or false.", param=name, code="invalid_value")
+    return value == "true"
+
+
 def date_param(request, name: str, default: date) -> date:
     raw = request.query_params.get(name)
     if not raw:

@@ -93,6 +93,9 @@ class GenerationOutput(serializers.Serializer):
             "seed": gen.seed,
             "remixed_from": gen.remix_of.public_id if gen.remix_of_id else None,
             "created_by": gen.user.email,
+            # the team's library (PATCH sets them)
+            "favourite": gen.favourite,
+            "tag": gen.tag or None,
             "video": video,
             "thumbnail": thumbnail,
             # the stored file as probed, against the request (null until probed)

@@ -12,7 +12,9 @@ urlpatterns = [
     ),
     path(
         "video/generations/<str:video_id>",
-        by_method(get=native.GenerationRetrieveApi, delete=native.GenerationDeleteApi),
+        by_method(
+            get=native.GenerationRetrieveApi, patch=native.GenerationUpdateApi, delete=native.GenerationDeleteApi
+        ),
         name="api-generation",
     ),
     path(

@@ -30,11 +30,13 @@ def gallery(request: HttpRequest, org_slug: str) -> HttpResponse:
     page.object_list = with_models(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
-    template = GALLERY + "#gallery-results" if wants_fragment(request) else GALLERY
+    fragment = wants_fragment(request)
+    template = GALLERY + "#gallery-results" if fragment else GALLERY
     context = {
         "form": form,
         "page": page,
         "query": query.urlencode(),
         "filtered": any(v for k, v in request.GET.items() if k != "page"),
+        "tags": [] if fragment else selectors.generation_tags(org=request.organization),
     }
     return render(request, template, context)

@@ -6,18 +6,22 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
 from apps.core.downloads import stored_file_response
 from apps.core.errors import ApplicationError, NotFound
 from apps.core.http import ranged_file_response
 from apps.generations import selectors, services
+from apps.generations.forms import LibraryForm
 from apps.generations.resolve import generation_model
 from apps.generations.views.common import VIDEO_STATUS, video_or_404, with_models
+from apps.sharing.views import share_context
 
 DETAIL = "generations/video_detail.html"
 CARD = "generations/gallery.html#video-card"
+LIBRARY = "generations/_video_library.html"
 
 
 @login_required
@@ -31,6 +35,7 @@ def video_detail(request: HttpRequest, org_slug: str, video_id: str) -> HttpResp
         context["preload"] = request.GET.get("preload", "metadata")
         return render(request, VIDEO_STATUS, context, status=HTMX_STOP_POLLING if gen.is_terminal else 200)
     context["events"] = selectors.generation_events(generation=gen)
+    context.update(share_context(request, gen))
     return render(request, DETAIL, context)
 
 
@@ -69,3 +74,29 @@ def video_delete(request: HttpRequest, org_slug: str, video_id: str) -> HttpResp
         return HttpResponse("")
     messages.success(request, "Video deleted. Its cost stays in the usage report.")
     return redirect("gallery", org_slug=org_slug)
+
+
+@login_required
+@require_POST
+def video_library(request: HttpRequest, org_slug: str, video_id: str) -> HttpResponse:
+    """Star or unstar a video, or set its tag. htmx gets the controls back (with the reason when
+    refused); a plain form goes back where it came from (``next``, on this site) or to the video."""
+    gen = video_or_404(request, video_id)
+    form = LibraryForm(request.POST)
+    error = None
+    if form.is_valid():
+        try:
+            services.generation_library_set(by=request.membership, generation=gen, **form.changes())
+        except ApplicationError as exc:
+            error = exc
+    else:
+        error = ApplicationError("Enter a tag of at most 40 characters.", param="tag")
+    if request.htmx:
+        status = 200 if error is None else (422 if error.status_code == 400 else error.status_code)
+        return render(request, LIBRARY, {"gen": gen, "library_error": error and error.message}, status=status)
+    if error is not None:
+        messages.error(request, error.message)
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=False):
+        return redirect(back)
+    return redirect("video-detail", org_slug=org_slug, video_id=video_id)

@@ -1,0 +1,1 @@
+"""Share links (issue 19, item 4)."""
