@@ -384,6 +384,12 @@ PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=30.0)
 PROVIDER_ALLOW_HTTP = env.bool("PROVIDER_ALLOW_HTTP", default=not IS_PRODUCTION)
 VIDEO_MAX_BYTES = env.int("VIDEO_MAX_BYTES", default=2 * 1024**3)
+# Content credentials (apps/generations/credentials.py): the PEM bundle of trust anchors a C2PA
+# signer must chain to for "valid" (empty: every signer is "untrusted"), and the largest stored
+# file whose credentials are verified (the C2PA SDK reads the media box whole to hash it: peak
+# memory is about the file's size); a larger one has its manifest read only ("unverified").
+C2PA_TRUST_ANCHORS = env.str("C2PA_TRUST_ANCHORS", default="")
+C2PA_MAX_BYTES = env.int("C2PA_MAX_BYTES", default=256 * 1024**2)
 # Provider callbacks (apps/generations/callbacks.py): where providers reach /hooks/providers/…
 # (used as given; empty: SITE_URL when it is public https, else no callbacks, polling only), and
 # the poll interval of a job whose provider will call back (the safety net for a lost callback).

@@ -54,7 +54,14 @@ def start_emulators(stack: ExitStack) -> dict:
 
 
 @pytest.fixture
-def live_engine(tenants, transactional_db, tmp_path, settings):
+def live_worker_env() -> dict:
+    """Extra environment for the ``live_engine`` worker (a module overrides this fixture to give
+    the worker a setting, e.g. ``C2PA_TRUST_ANCHORS``)."""
+    return {}
+
+
+@pytest.fixture
+def live_engine(tenants, transactional_db, tmp_path, settings, live_worker_env):
     from tests.worker import WorkerProcess, broker_mode, purge_queue, wait_until_ready
 
     with ExitStack() as stack:
@@ -72,7 +79,8 @@ def live_engine(tenants, transactional_db, tmp_path, settings):
             }
         for emulator in emulators.values():
             emulator.reset()  # forget the validation calls: tests count generation traffic only
-        worker = WorkerProcess(tmp_path / "worker.log", beat=True, env={**urls, "PROVIDER_READ_TIMEOUT": "2"})
+        env = {**urls, "PROVIDER_READ_TIMEOUT": "2", **live_worker_env}
+        worker = WorkerProcess(tmp_path / "worker.log", beat=True, env=env)
         with broker_mode():
             purge_queue()  # messages an earlier test left behind would delay this worker
             worker.start()

@@ -154,6 +154,7 @@ class GenerationAdmin(admin.ModelAdmin):
                     "thumbnail_file",
                     "media_probe",
                     "output_mismatch",
+                    "content_credentials",
                 )
             },
         ),

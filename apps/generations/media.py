@@ -2,7 +2,8 @@
 
 Called once by ``engine.generation_download`` after the video is stored and before the job is
 completed (:func:`inspect_stored`), and by the ``backfill_posters`` command for videos stored
-before this existed (:func:`backfill`).
+before this existed (:func:`backfill`). Both also read the file's C2PA content credentials
+(:mod:`apps.generations.credentials`) through the same open file, after the probe.
 
 - :func:`probe` opens the stored file with PyAV (FFmpeg) through the storage backend's file object
   (local file or S3), reads the container's header and decodes frames one at a time: memory stays
@@ -28,7 +29,7 @@ from io import BytesIO
 import av
 from PIL import Image
 
-from apps.generations import storage
+from apps.generations import credentials, storage
 from apps.generations.models import Generation, State
 from apps.providers.modelinfo import ModelInfo
 
@@ -237,6 +238,7 @@ def inspect_stored(gen: Generation, video_key: str, thumbnail: str) -> str | Non
     try:
         with storage.open_for_read(video_key) as fh:
             probed = probe(fh, want_poster=not thumbnail)
+            found_credentials = read_credentials(fh)
     except NotAVideo as exc:
         storage.delete(video_key)
         storage.delete(thumbnail)
@@ -250,11 +252,13 @@ def inspect_stored(gen: Generation, video_key: str, thumbnail: str) -> str | Non
         return thumbnail
     found = mismatches(probed=probed, seconds=gen.seconds, size=gen.size, model=_model_of(gen), audio=gen.audio)
     Generation.objects.filter(pk=gen.pk, state=State.DOWNLOADING).update(
-        media_probe=probed.as_json(), output_mismatch=found
+        media_probe=probed.as_json(), output_mismatch=found, content_credentials=found_credentials
     )
-    gen.media_probe, gen.output_mismatch = probed.as_json(), found
+    gen.media_probe, gen.output_mismatch, gen.content_credentials = probed.as_json(), found, found_credentials
     if found:
         engine.note(gen, "Not as asked: " + " ".join(m["message"] for m in found))
+    if note := credentials_note(found_credentials):
+        engine.note(gen, note)
     if thumbnail or probed.poster is None:
         return thumbnail
     try:
@@ -265,25 +269,49 @@ def inspect_stored(gen: Generation, video_key: str, thumbnail: str) -> str | Non
         return ""
 
 
+def read_credentials(fh) -> dict:
+    """The C2PA summary of the open stored file (read from its start, after the probe): never
+    raises, so a credential problem never fails the generation nor loses its probe."""
+    return credentials.checked(credentials.read(fh))
+
+
+def credentials_note(summary: dict) -> str:
+    """The history line for what was found (empty when there are none)."""
+    state = summary.get("state")
+    if state in (None, credentials.NONE):
+        return ""
+    if state == credentials.UNREADABLE:
+        return f"Content credentials could not be read: {summary.get('error')}"
+    return f"Content credentials: issued by {summary.get('issuer') or 'an unknown signer'}, {state}."
+
+
 @dataclass(frozen=True)
 class BackfillResult:
     poster: bool  # a poster was (or, dry run, would be) made
     probed: bool  # figures were (or would be) recorded
+    credentials: bool = False  # content credentials were (or would be) read
 
 
 def backfill(gen: Generation, *, dry_run: bool = False) -> BackfillResult:
     """Give a completed, stored video what :func:`inspect_stored` would have: a poster if it has
-    none, the probe figures and mismatches if they are missing. Idempotent: a video that has both
-    is left alone. A file that does not decode keeps its state (it was delivered and charged)."""
+    none, the probe figures and mismatches if they are missing, its content credentials if they
+    were never read. Idempotent: a video that has all three is left alone. A file that does not
+    decode keeps its state (it was delivered and charged). The stored file is only read."""
     need_poster = not gen.thumbnail_file
     need_probe = not gen.media_probe
-    if gen.state != State.COMPLETED or not gen.video_file or not (need_poster or need_probe):
+    need_credentials = not gen.content_credentials
+    if gen.state != State.COMPLETED or not gen.video_file or not (need_poster or need_probe or need_credentials):
         return BackfillResult(False, False)
     if dry_run:
-        return BackfillResult(need_poster, need_probe)
+        return BackfillResult(need_poster, need_probe, need_credentials)
+    probed = None
     with storage.open_for_read(gen.video_file) as fh:
-        probed = probe(fh, want_poster=need_poster)
+        if need_poster or need_probe:
+            probed = probe(fh, want_poster=need_poster)
+        found_credentials = read_credentials(fh) if need_credentials else None
     fields: dict = {}
+    if found_credentials is not None:
+        fields["content_credentials"] = found_credentials
     if need_probe:
         fields["media_probe"] = probed.as_json()
         fields["output_mismatch"] = mismatches(
@@ -295,19 +323,20 @@ def backfill(gen: Generation, *, dry_run: bool = False) -> BackfillResult:
         Generation.all_orgs.filter(pk=gen.pk).update(**fields)
     for name, value in fields.items():
         setattr(gen, name, value)
-    return BackfillResult("thumbnail_file" in fields, need_probe)
+    return BackfillResult("thumbnail_file" in fields, need_probe, need_credentials)
 
 
 def backfill_candidates():
-    """Completed, stored videos without a poster or without probe figures, oldest first, across
-    organizations (for the operators' ``backfill_posters`` command); read in chunks."""
+    """Completed, stored videos without a poster, probe figures or read content credentials,
+    oldest first, across organizations (for the operators' ``backfill_posters`` command); read in
+    chunks."""
     from django.db.models import Q
 
     return (
         Generation.all_orgs.select_related("organization")
         .filter(state=State.COMPLETED, deleted_at=None)
         .exclude(video_file="")
-        .filter(Q(thumbnail_file="") | Q(media_probe={}))
+        .filter(Q(thumbnail_file="") | Q(media_probe={}) | Q(content_credentials={}))
         .order_by("pk")
         .iterator(chunk_size=200)
     )

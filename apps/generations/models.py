@@ -112,6 +112,10 @@ class Generation(TenantScopedModel):
     # how the stored file differs from the request: [{"field", "asked", "delivered", "message"}];
     # empty: as asked (or not probed)
     output_mismatch = models.JSONField(default=list, blank=True)
+    # the stored file's C2PA content credentials, summarized (apps.generations.credentials): state
+    # (valid / untrusted / invalid / unverified / none / unreadable), issuer, signed_at, ...; empty
+    # until read
+    content_credentials = models.JSONField(default=dict, blank=True)
 
     # the team's library (per organization, not per member): a star and one short free-text tag
     favourite = models.BooleanField(default=False)

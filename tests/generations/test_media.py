@@ -258,29 +258,32 @@ def test_each_emulators_video_gets_a_poster_and_its_figures(slug, tenants, setti
 def test_backfill_posters_is_a_dry_run_first_then_idempotent(tenants):
     gen = run_steps(_create(tenants, seconds=2))
     storage.delete(gen.thumbnail_file)
-    Generation.all_orgs.filter(pk=gen.pk).update(thumbnail_file="", media_probe={}, output_mismatch=[])
+    Generation.all_orgs.filter(pk=gen.pk).update(
+        thumbnail_file="", media_probe={}, output_mismatch=[], content_credentials={}
+    )
     failed = run_steps(_create(tenants, prompt="please [fail]"))
     assert failed.state == State.FAILED
 
     out = io.StringIO()
     call_command("backfill_posters", "--dry-run", stdout=out)
-    assert f"would add poster, probe: {gen.public_id}" in out.getvalue()
-    assert "would make 1 poster(s) and 1 probe(s); 0 file(s) failed." in out.getvalue()
+    assert f"would add poster, probe, credentials: {gen.public_id}" in out.getvalue()
+    assert "would make 1 poster(s), 1 probe(s) and 1 credential read(s); 0 file(s) failed." in out.getvalue()
     gen.refresh_from_db()
-    assert gen.thumbnail_file == "" and gen.media_probe == {}
+    assert gen.thumbnail_file == "" and gen.media_probe == {} and gen.content_credentials == {}
 
     out = io.StringIO()
     call_command("backfill_posters", stdout=out)
-    assert "made 1 poster(s) and 1 probe(s)" in out.getvalue()
+    assert "made 1 poster(s), 1 probe(s) and 1 credential read(s)" in out.getvalue()
     gen.refresh_from_db()
     assert gen.thumbnail_file.endswith(".webp") and gen.media_probe["duration"] == 2.0
+    assert gen.content_credentials["state"] == "none"  # the sandbox does not sign
     assert gen.output_mismatch == []  # 320x180: the sandbox's declared preview size, not a mismatch
     with default_storage.open(gen.thumbnail_file, "rb") as fh:
         assert _poster_image(fh.read()).size == (320, 180)
 
     out = io.StringIO()
     call_command("backfill_posters", stdout=out)
-    assert out.getvalue().strip() == "made 0 poster(s) and 0 probe(s); 0 file(s) failed."
+    assert out.getvalue().strip() == "made 0 poster(s), 0 probe(s) and 0 credential read(s); 0 file(s) failed."
 
 
 def test_backfill_reports_a_stored_file_that_does_not_decode_and_leaves_it(tenants):

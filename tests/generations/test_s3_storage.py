@@ -4,6 +4,7 @@ django-storages, exactly as production talks to S3, MinIO or R2."""
 from __future__ import annotations
 
 import hashlib
+import io
 import socket
 import subprocess
 import time
@@ -215,3 +216,30 @@ def test_a_stream_cut_short_is_never_stored_in_s3(s3_storage, settings, moto_end
     assert info.value.code == "download_interrupted"
     assert "Contents" not in s3_storage.list_objects_v2(Bucket=BUCKET, Prefix=key)
     assert not s3_storage.list_multipart_uploads(Bucket=BUCKET).get("Uploads")
+
+
+def test_a_signed_video_keeps_its_content_credentials_in_s3(tenants, s3_storage, monkeypatch, settings, tmp_path):
+    """The C2PA read goes through the S3 file object, after the probe, and changes nothing: the
+    object is the provider's bytes, whose credentials still validate."""
+    from apps.generations import credentials
+    from apps.providers.sandbox import adapter as sandbox
+    from tests.generations import c2pa_assets
+
+    identity = c2pa_assets.signing_identity("Google LLC")
+    signed = c2pa_assets.sign_mp4(sandbox.render_mp4("signed into s3", 2, "1280x720"), identity, generator="Veo")
+    (tmp_path / "anchors.pem").write_bytes(identity.root_pem)
+    settings.C2PA_TRUST_ANCHORS = str(tmp_path / "anchors.pem")
+    monkeypatch.setattr(sandbox, "render_mp4", lambda prompt, seconds, size: signed)
+    with org_scope(tenants.org_a):
+        gen = services.generation_create(
+            org=tenants.org_a,
+            user=tenants.bob,
+            request=services.GenerationRequest(model="sandbox-video", prompt="signed into s3", seconds=2),
+        )
+    gen = run_steps(gen)
+    assert gen.state == State.COMPLETED
+    stored = s3_storage.get_object(Bucket=BUCKET, Key=gen.video_file)["Body"].read()
+    assert stored == signed and hashlib.sha256(stored).hexdigest() == gen.sha256
+    cc = gen.content_credentials
+    assert (cc["state"], cc["issuer"], cc["claim_generator"]) == ("valid", "Google LLC", "Veo 2.0")
+    assert credentials.read(io.BytesIO(stored))["state"] == "valid"

@@ -7,7 +7,7 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
-from apps.generations import media
+from apps.generations import credentials, media
 from apps.generations.models import NATIVE_STATUS, Generation, State
 from apps.generations.resolve import aspect_ratio_of
 from apps.generations.selectors import IMAGE_CONTENT_TYPES
@@ -100,6 +100,10 @@ class GenerationOutput(serializers.Serializer):
             "thumbnail": thumbnail,
             # the stored file as probed, against the request (null until probed)
             "verified": media.verified(gen) if gen.state == State.COMPLETED else None,
+            # the C2PA manifest the provider signed into the file (null until read)
+            "content_credentials": (
+                credentials.api_object(gen.content_credentials) if gen.state == State.COMPLETED else None
+            ),
             "usage": {
                 "currency": "USD",
                 "estimated_cost": str(gen.estimated_cost),

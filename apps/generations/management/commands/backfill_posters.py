@@ -1,8 +1,10 @@
-"""Give videos stored before posters and probing existed what new ones get at download time: a
-poster frame (when the provider gave none) and the probe figures with their mismatches.
+"""Give videos stored before posters, probing and content credentials existed what new ones get at
+download time: a poster frame (when the provider gave none), the probe figures with their
+mismatches, and the summary of the file's C2PA content credentials.
 
-Idempotent: a video that has both is skipped, so it is safe to run twice or from cron. Streams each
-file through PyAV (constant memory); a file that does not decode is reported and left as it is.
+Idempotent: a video that has all three is skipped, so it is safe to run twice or from cron. Streams
+each file through PyAV (constant memory) and the C2PA reader (read only: the stored bytes are never
+changed); a file that does not decode is reported and left as it is.
 """
 
 from django.core.management.base import BaseCommand
@@ -11,13 +13,13 @@ from apps.generations import media
 
 
 class Command(BaseCommand):
-    help = "Make posters and probe figures for stored videos that lack them."
+    help = "Make posters, probe figures and content-credential summaries for stored videos that lack them."
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="Only print what would be done.")
 
     def handle(self, *args, dry_run: bool = False, **options):
-        posters = probed = failed = 0
+        posters = probed = read = failed = 0
         for gen in media.backfill_candidates():
             try:
                 result = media.backfill(gen, dry_run=dry_run)
@@ -31,8 +33,12 @@ class Command(BaseCommand):
                 continue
             posters += result.poster
             probed += result.probed
-            if result.poster or result.probed:
-                done = ", ".join(w for w, on in (("poster", result.poster), ("probe", result.probed)) if on)
+            read += result.credentials
+            added = (("poster", result.poster), ("probe", result.probed), ("credentials", result.credentials))
+            done = ", ".join(what for what, on in added if on)
+            if done:
                 self.stdout.write(f"{'would add' if dry_run else 'added'} {done}: {gen.public_id}")
         verb = "would make" if dry_run else "made"
-        self.stdout.write(f"{verb} {posters} poster(s) and {probed} probe(s); {failed} file(s) failed.")
+        self.stdout.write(
+            f"{verb} {posters} poster(s), {probed} probe(s) and {read} credential read(s); {failed} file(s) failed."
+        )
