@@ -1,5 +1,6 @@
 """The operators' ledger: read-only (append-only rows), with monthly totals per organization and
-member, the ledger inline on each generation, and the organization's usage this month."""
+member, the ledger inline on each generation, the organization's usage this month, and the price
+history (read-only too: old charges point at its versions)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 from apps.accounts.admin import organization_panel
 from apps.accounts.models import Organization
 from apps.billing import selectors
-from apps.billing.models import UsageEntry
+from apps.billing.models import CatalogPrice, UsageEntry
 
 
 class UsageEntryInline(admin.TabularInline):
@@ -96,3 +97,34 @@ class UsageEntryAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/billing/usageentry/totals.html", context)
+
+
+@admin.register(CatalogPrice)
+class CatalogPriceAdmin(admin.ModelAdmin):
+    """The price history (``manage.py refresh_prices`` writes it): read-only, because a generation's
+    ``price_version`` points at a row and changing one would rewrite what an old charge meant."""
+
+    list_display = ("supplier", "model", "unit", "unit_price", "price_version", "valid_from", "source", "fetched_at")
+    list_filter = ("supplier", "model")
+    search_fields = ("model", "price_version")
+    date_hierarchy = "valid_from"
+    readonly_fields = (
+        "supplier",
+        "model",
+        "unit",
+        "unit_price",
+        "prices",
+        "price_version",
+        "valid_from",
+        "source",
+        "fetched_at",
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

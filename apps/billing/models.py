@@ -56,3 +56,33 @@ class UsageEntry(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} for {self.generation_id}"
+
+
+class CatalogPrice(models.Model):
+    """One version of a supplier's price for one catalog model: the price history.
+
+    The catalog in code (``apps/providers/<slug>/catalog.py``) is the default; a row here overrides
+    its price tables from ``valid_from`` on, until a newer row. Rows are only inserted (a refresh
+    that finds the same prices writes none), so a generation keeps the ``price_version`` it was
+    priced at and the history says which price applied when. Not tenant data: one price list for
+    every organization, written by ``manage.py refresh_prices`` and read by the estimate."""
+
+    supplier = models.CharField(max_length=20)
+    model = models.CharField(max_length=60, help_text="Canonical model id at this supplier")
+    unit = models.CharField(max_length=40, help_text="The supplier's billing unit, as it names it")
+    unit_price = models.DecimalField(max_digits=16, decimal_places=8, help_text="USD per unit, as listed")
+    prices = models.JSONField(help_text="Our price tables at this price (modelinfo.PriceTable.as_json)")
+    price_version = models.CharField(max_length=60)
+    valid_from = models.DateTimeField()
+    source = models.CharField(max_length=200)
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["supplier", "model", "-valid_from", "-id"]
+        indexes = [models.Index(fields=["supplier", "model", "valid_from"], name="catalogprice_lookup")]
+        constraints = [
+            models.UniqueConstraint(fields=["supplier", "model", "price_version"], name="one_catalog_price_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.supplier}/{self.model} {self.price_version}"

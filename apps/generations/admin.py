@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from apps.accounts.admin import organization_panel
 from apps.accounts.models import Organization
 from apps.billing.admin import UsageEntryInline
+from apps.billing.prices import catalog_price_versions
 from apps.core.downloads import stored_file_response
 from apps.core.errors import ApplicationError
 from apps.generations import operations, selectors
@@ -204,13 +205,17 @@ class GenerationAdmin(admin.ModelAdmin):
 
     def cost_drift_view(self, request):
         """Where MediaRouter's charges differ from what suppliers report they billed
-        (``selectors.cost_drift``). Every organization's jobs: the generations' view permission."""
+        (``selectors.cost_drift``), and the price version each model is charged at now
+        (``manage.py refresh_prices`` moves it). Every organization's jobs: the generations' view permission."""
         if not self.has_view_permission(request):
             raise PermissionDenied
+        rows = selectors.cost_drift()
+        now = catalog_price_versions((r.provider, r.model) for r in rows)
         context = {
             **self.admin_site.each_context(request),
             "title": "Cost drift: our charges against what suppliers report",
-            "rows": selectors.cost_drift(),
+            # each line with the price version in effect now (a refreshed price, else the catalog's)
+            "rows": [(row, now[(row.provider, row.model)]) for row in rows],
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/generations/generation/cost_drift.html", context)

@@ -414,9 +414,10 @@ def _move_to(gen: Generation, candidate: routing.Candidate, *, outcome: str, mes
     """Re-price and re-point the generation at ``candidate``'s supplier, then submit it there."""
     from apps.accounts.models import Membership, Organization
     from apps.api_keys.models import ProviderKey
+    from apps.billing.prices import catalog_price_effective
     from apps.core.errors import PaymentRequired
 
-    model = candidate.model
+    model = catalog_price_effective(candidate.model)  # the new supplier's price in effect now
     price = model.cost(seconds=gen.seconds, size=gen.size, audio=gen.audio)
     old = f"{gen.provider}/{gen.model}"
     attempt = {

@@ -5,7 +5,9 @@
 source's), validates the request against the catalog's rules and prices it. The API shapes, the
 Playground form, the estimate API and :func:`apps.generations.services.generation_create` all call
 it, and hand the :class:`ResolvedRequest` down (validation, the estimate, the fingerprint, the
-Generation row) instead of looking the model up again. Choosing among several suppliers of one
+Generation row) instead of looking the model up again. Its ``model`` carries the price in effect
+now (:func:`apps.billing.prices.catalog_price_effective`: a refreshed price, else the catalog's),
+so the estimate, the hold, the charge and the recorded ``price_version`` agree. Choosing among several suppliers of one
 canonical model (``fal/veo-3.1`` or ``replicate/veo-3.1``, by the organization's keys and policy)
 belongs here too, in :func:`_supplier`.
 """
@@ -18,6 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from apps.accounts.models import Organization
+from apps.billing.prices import catalog_price_effective
 from apps.core.errors import ApplicationError, ValidationFailed
 from apps.generations import selectors
 from apps.generations.routing import Route, Unroutable
@@ -56,7 +59,7 @@ class ResolvedRequest:
     size: str
     audio: bool  # whether the output carries sound (the model's default where it can switch)
     has_image: bool
-    estimate: Decimal  # USD, from the catalog's prices (see apps.providers.modelinfo)
+    estimate: Decimal  # USD, at the price in effect (apps.billing.prices; else the catalog's)
     requested_model: str = ""  # what the member named: canonical (routed) or supplier/model (pinned)
     route: Route | None = None  # the router's ordered suppliers (None for a remix: its source's)
 
@@ -141,6 +144,7 @@ def resolve_request(
             raise UnknownModelError({"model": f"Unknown model {remix_of.model!r}."})
     else:
         model, route = _supplier(org=org, request=request, has_image=has_image)
+    model = catalog_price_effective(model)  # the price in effect now (the price history), else the catalog's
     size = request.size
     if not size and request.aspect_ratio:
         size = size_for_aspect_ratio(model, request.aspect_ratio, has_image=has_image)

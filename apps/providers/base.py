@@ -7,8 +7,9 @@ URL, speak one provider's wire contract, and raise only :class:`ProviderError`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -98,6 +99,25 @@ class SubmittedJob:
 def submitted(result: str | SubmittedJob) -> SubmittedJob:
     """Normalise what ``submit``/``remix`` returned."""
     return result if isinstance(result, SubmittedJob) else SubmittedJob(job_id=result)
+
+
+@dataclass(frozen=True)
+class PriceQuote:
+    """What a supplier's price list says of one catalog entry, mapped onto our price tables.
+
+    ``prices`` is the entry's full table at the supplier's current price, or None when the quote
+    could not be mapped honestly (an unknown unit, another currency, an endpoint the list does not
+    price); ``reason`` then says why, and the catalog price stays. ``unit`` and ``unit_price`` are
+    the supplier's own figures, as fetched, for the record; ``catalog_unit_price`` is what our
+    catalog (in code) charges for that same unit, for the diff."""
+
+    model: Any  # the catalog ModelInfo the quote is for (its code prices are the baseline)
+    unit: str = ""
+    unit_price: Decimal | None = None
+    catalog_unit_price: Decimal | None = None
+    prices: Any = None  # a modelinfo.PriceTable, or None: not mapped
+    reason: str = ""
+    quoted: Mapping[str, str] = field(default_factory=dict)  # endpoint -> "0.4 USD per seconds"
 
 
 @dataclass(frozen=True)
@@ -267,6 +287,9 @@ class VideoProvider:
     # a delivery is proved: "signature" (verify_callback checks it) or "token" (unsigned: the
     # unguessable per-generation token in the URL is the only proof)
     supports_callbacks: ClassVar[bool] = False
+    # fetch_prices works: the supplier publishes a price list an operator command can refresh the
+    # catalog's prices from (``manage.py refresh_prices``)
+    supports_price_lookup: ClassVar[bool] = False
     callback_verification: ClassVar[str] = "token"
     # "direct" (the model's maker) or "aggregator" (resells many makers' models): the router's
     # "direct first" policy reads it
@@ -417,6 +440,12 @@ class VideoProvider:
         None when the provider needs none."""
         return None
 
+    def fetch_prices(self, models: Sequence[Any]) -> list[PriceQuote]:
+        """The supplier's current prices of these catalog entries (its own), one
+        :class:`PriceQuote` each, in order (with ``supports_price_lookup``). Raises ProviderError
+        when the price list cannot be read (a refused key, an outage): nothing is half-known."""
+        raise ProviderError("This provider publishes no price list.", code="unsupported", permanent=True)
+
     def find_by_reference(self, client_reference: str) -> str | None:
         """Look up a job by MediaRouter's reference after an uncertain submit; None if absent."""
         return None
@@ -441,6 +470,7 @@ __all__ = [
     "JobState",
     "JobStatus",
     "KeyField",
+    "PriceQuote",
     "ProviderError",
     "ProviderSetting",
     "SubmittedJob",

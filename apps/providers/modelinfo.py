@@ -16,7 +16,7 @@ Prices are exact Decimals in USD. A model bills one of three ways, and the entry
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
@@ -129,6 +129,26 @@ class ModelInfo:
             raise ValueError(f"{self.label} has no price for size {size!r}.") from None
         return (per_second * Decimal(seconds)).quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
 
+    def price_table(self) -> PriceTable:
+        """This entry's prices, as one value that can be compared, stored and applied."""
+        return PriceTable(
+            per_second=dict(self.price_per_second),
+            per_second_audio=dict(self.price_per_second_audio) if self.price_per_second_audio is not None else None,
+            clip=dict(self.clip_prices) if self.clip_prices is not None else None,
+        )
+
+    def with_prices(self, table: PriceTable, *, version: str, source_date: date) -> ModelInfo:
+        """This entry at other prices (a refreshed price list): the same model, limits and
+        mapping, the given tables, and their ``price_version`` (recorded on every charge)."""
+        return replace(
+            self,
+            price_per_second=table.per_second,
+            price_per_second_audio=table.per_second_audio,
+            clip_prices=table.clip,
+            price_version=version,
+            price_source_date=source_date,
+        )
+
     def price_range(self) -> tuple[Decimal, Decimal]:
         """The lowest and highest USD per second over sizes (and audio), for listings."""
         if self.clip_prices is not None:
@@ -138,9 +158,57 @@ class ModelInfo:
         return min(values), max(values)
 
 
+@dataclass(frozen=True)
+class PriceTable:
+    """The three price tables of a :class:`ModelInfo`, apart from the model: what a price refresh
+    computes, what the price history stores (:meth:`as_json`), and what :meth:`ModelInfo.with_prices`
+    applies. Tables compare by value (``0.40 == 0.4``): equal tables mean equal prices, and a
+    refresh that finds them writes nothing."""
+
+    per_second: Mapping[str, Decimal] = field(default_factory=dict)
+    per_second_audio: Mapping[str, Decimal] | None = None
+    clip: Mapping[tuple[int, str], Decimal] | None = None
+
+    def as_json(self) -> dict[str, object]:
+        """Decimal strings; clip keys as ``"<seconds>@<size>"`` (JSON has no tuple keys)."""
+        return {
+            "per_second": {size: str(v) for size, v in self.per_second.items()},
+            "per_second_audio": (
+                {size: str(v) for size, v in self.per_second_audio.items()}
+                if self.per_second_audio is not None
+                else None
+            ),
+            "clip": ({f"{s}@{z}": str(v) for (s, z), v in self.clip.items()} if self.clip is not None else None),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> PriceTable:
+        def prices(value: object) -> dict[str, Decimal] | None:
+            if not isinstance(value, Mapping):
+                return None
+            return {str(k): Decimal(str(v)) for k, v in value.items()}
+
+        clip = prices(data.get("clip"))
+        return cls(
+            per_second=prices(data.get("per_second")) or {},
+            per_second_audio=prices(data.get("per_second_audio")),
+            clip=None if clip is None else {(int(k.split("@")[0]), k.split("@")[1]): v for k, v in clip.items()},
+        )
+
+
 def flat(sizes: tuple[str, ...], usd_per_second: str) -> dict[str, Decimal]:
     """The same per-second price for every size."""
     return {size: Decimal(usd_per_second) for size in sizes}
 
 
-__all__ = ["AUDIO", "CAPABILITIES", "COST_QUANTUM", "IMAGE_TO_VIDEO", "REMIX", "TEXT_TO_VIDEO", "ModelInfo", "flat"]
+__all__ = [
+    "AUDIO",
+    "CAPABILITIES",
+    "COST_QUANTUM",
+    "IMAGE_TO_VIDEO",
+    "REMIX",
+    "TEXT_TO_VIDEO",
+    "ModelInfo",
+    "PriceTable",
+    "flat",
+]

@@ -23,6 +23,10 @@ webhook key set (``FAL_JWKS_URL``: ``GET /.well-known/jwks.json``); the media CD
   signed with the emulator's ED25519 key; the JWKS also lists a stale key. ``webhook_faults``
   (``"bad_signature"``, ``"stale"``, ``"duplicate"``, ``"unknown_key"``) spoil the next deliveries;
   ``rotate_signing_key()`` rotates.
+- Price list: ``GET /v1/models/pricing?endpoint_id=…`` (repeated or comma-separated, 1 to 50 ids,
+  else 400; ``Key`` auth like every route) answers ``{"prices": [...], "next_cursor": null,
+  "has_more": false}`` for the listed endpoints; ``set_price()`` changes a price, ``pricing_batches``
+  records how many ids each call asked for.
 
 Failure forms: a prompt containing ``[fail]`` ends ``COMPLETED`` with ``error_type:
 runner_disconnected`` and a 503 error body on the result URL; ``[moderated]`` ends with a 422
@@ -277,8 +281,9 @@ SCHEMAS: dict[str, Schema] = {
     "luma/agent/ray/v3.2/text-to-video": _luma(False),
     "luma/agent/ray/v3.2/image-to-video": _luma(True),
 }
-# the platform API's unit prices for the pricing route (a subset; fal.md §12)
-UNIT_PRICES = {
+# the platform API's unit prices for the pricing route (a subset; fal.md §12):
+# endpoint -> (unit price, unit[, currency]); FalEmulator.set_price changes one emulator's list
+UNIT_PRICES: dict[str, tuple[Any, ...]] = {
     "fal-ai/veo3.1": (0.40, "seconds"),
     "fal-ai/veo3.1/fast": (0.15, "seconds"),
     "fal-ai/wan/v2.7/text-to-video": (0.10, "seconds"),
@@ -384,6 +389,9 @@ class FalEmulator(Emulator):
         self.retired_keys: list[SigningKey] = []
         self.webhook_faults: list[str] = []
         self.webhook_log: list[dict[str, Any]] = []
+        # the price list; the module's table until set_price (tests may also patch UNIT_PRICES)
+        self.unit_prices: dict[str, tuple[Any, ...]] = UNIT_PRICES
+        self.pricing_batches: list[int] = []  # how many ids each pricing call asked for
         self._ticker_stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -448,6 +456,8 @@ class FalEmulator(Emulator):
             self.webhook_log.clear()
             self.honour_cancel = True
             self.status_reports_errors = True
+            self.unit_prices = UNIT_PRICES
+            self.pricing_batches.clear()
 
     def rotate_signing_key(self) -> SigningKey:
         """Sign with a new key from now on; the old one stays in the key set."""
@@ -723,15 +733,26 @@ class FalEmulator(Emulator):
 
     # --- platform API, key set, media ----------------------------------------------------------
 
+    def set_price(self, endpoint: str, unit_price: float, unit: str = "seconds", currency: str = "USD") -> None:
+        """List ``endpoint`` at this price from now on (this emulator only; ``reset`` restores)."""
+        with self.lock:
+            self.unit_prices = {**self.unit_prices, endpoint: (unit_price, unit, currency)}
+
     def pricing(self, request: Request) -> Response:
-        ids = request.query.get("endpoint_id", [])
-        if len(ids) > 50:
-            return self.error(400, "At most 50 endpoint ids.")
-        prices = [
-            {"endpoint_id": e, "unit_price": UNIT_PRICES[e][0], "unit": UNIT_PRICES[e][1], "currency": "USD"}
-            for e in ids
-            if e in UNIT_PRICES
-        ]
+        """``GET /v1/models/pricing``: 1 to 50 ids, repeated or comma-separated (fal's rule)."""
+        ids = [e for value in request.query.get("endpoint_id", []) for e in value.split(",") if e]
+        if not 1 <= len(ids) <= 50:
+            return self.error(400, "Provide from 1 to 50 endpoint ids.")
+        with self.lock:
+            self.pricing_batches.append(len(ids))
+            listed = dict(self.unit_prices)
+        prices = []
+        for e in ids:
+            if e in listed:
+                price, unit, *currency = listed[e]
+                prices.append(
+                    {"endpoint_id": e, "unit_price": price, "unit": unit, "currency": (currency or ["USD"])[0]}
+                )
         return Response(body={"prices": prices, "next_cursor": None, "has_more": False})
 
     def jwks(self, request: Request) -> Response:

@@ -108,3 +108,32 @@ def test_the_operators_money_pages_need_the_models_permission(client, completed,
     assert page.status_code == 200
     if "cost-drift" in url:
         assert "fal/veo-3.1" in page.content.decode() and "$4.80" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_drift_page_shows_the_price_version_in_effect_now(admin_client, completed):
+    from django.utils import timezone
+
+    from apps.billing.models import CatalogPrice
+    from apps.providers import catalog
+
+    completed("fal", "veo-3.1", "3.20", reported="4.80")
+    completed("fal", "wan-2.7", "0.50", reported="0.50")
+    veo = catalog.get_model("fal/veo-3.1")
+    now = timezone.now()
+    CatalogPrice.objects.create(
+        supplier="fal",
+        model="veo-3.1",
+        unit="seconds",
+        unit_price=Decimal("0.6"),
+        prices=veo.price_table().as_json(),
+        price_version="fal-api-20261201T220000Z",
+        valid_from=now,
+        source="fal.ai pricing API",
+        fetched_at=now,
+    )
+    page = admin_client.get("/admin/generations/generation/cost-drift/").content.decode()
+    veo_row = page.split("fal/veo-3.1</td>", 1)[1].split("</tr>", 1)[0]
+    wan_row = page.split("fal/wan-2.7</td>", 1)[1].split("</tr>", 1)[0]
+    assert "fal-v1" in veo_row and "fal-api-20261201T220000Z" in veo_row  # charged at v1, priced anew now
+    assert wan_row.count("fal-v1") == 1 and "fal-2026-12-01" in wan_row  # the catalog's version now

@@ -59,6 +59,7 @@ def test_every_adapter_implements_the_interface(slug):
         overridden = getattr(cls, method) is not getattr(VideoProvider, method)
         assert getattr(cls, flag) == overridden, f"{slug}.{flag} must match whether {method} is implemented"
     assert cls.supports_lookup == (cls.find_by_reference is not VideoProvider.find_by_reference)
+    assert cls.supports_price_lookup == (cls.fetch_prices is not VideoProvider.fetch_prices)
     if cls.supports_callbacks and cls.callback_verification == "signature":
         assert cls.verify_callback is not VideoProvider.verify_callback, f"{slug} must verify its callbacks"
     if cls.requires_key:

@@ -34,7 +34,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -53,6 +53,7 @@ from apps.providers.base import (
     JobState,
     JobStatus,
     KeyField,
+    PriceQuote,
     ProviderError,
     ProviderSetting,
     SubmittedJob,
@@ -219,6 +220,7 @@ class FalProvider(VideoProvider):
     label = "fal.ai"
     supports_cancel = True
     supports_callbacks = True
+    supports_price_lookup = True
     callback_verification = "signature"
     supplier_kind = "aggregator"
     key_fields = (
@@ -487,6 +489,12 @@ class FalProvider(VideoProvider):
             "unit": price[1],
             "cost_usd": str((count * price[0]).quantize(Decimal("0.0001"))),
         }
+
+    def fetch_prices(self, models: Sequence[ModelInfo]) -> list[PriceQuote]:
+        """fal's price list mapped onto these entries' tables (``apps/providers/fal/pricing.py``)."""
+        from apps.providers.fal import pricing
+
+        return pricing.fetch_prices(self, models)
 
     def validate_key(self) -> None:
         """``GET {FAL_API_BASE_URL}/v1/models/pricing?endpoint_id=…``: cheap and authenticated."""

@@ -19,6 +19,10 @@ same queue protocol; what differs per model is its input JSON, which the adapter
 - ``i2v_seconds``: durations allowed with an input image when narrower than ``seconds``;
   ``unavailable``: ``(seconds, size)`` pairs the model cannot make (refused before submitting);
 - ``seed_max``: the largest seed the endpoint takes, when below the catalog's limit;
+- ``price_reference``: which cell of our table fal's single unit price for one endpoint is
+  (``endpoint``, ``unit`` ``second`` or ``video``, ``size``, ``audio``; ``seconds`` for per-clip
+  prices), so ``manage.py refresh_prices`` can scale the table to fal's current price
+  (``apps/providers/fal/pricing.py``); absent where one figure cannot stand for the table;
 - ``billing``: how fal bills the model (documentation; fal reports the units it billed in the
   ``x-fal-billable-units`` header of the result, recorded in ``JobStatus.usage``).
 
@@ -153,6 +157,7 @@ MODELS: tuple[ModelInfo, ...] = (
         extra={
             **_VEO_EXTRA,
             "endpoints": {"t2v": "fal-ai/veo3.1", "i2v": "fal-ai/veo3.1/image-to-video"},
+            "price_reference": {"endpoint": "fal-ai/veo3.1", "unit": "second", "size": "1280x720", "audio": True},
             "sizes": _VEO_SIZES,
         },
     ),
@@ -178,6 +183,7 @@ MODELS: tuple[ModelInfo, ...] = (
         extra={
             **_VEO_EXTRA,
             "endpoints": {"t2v": "fal-ai/veo3.1/fast", "i2v": "fal-ai/veo3.1/fast/image-to-video"},
+            "price_reference": {"endpoint": "fal-ai/veo3.1/fast", "unit": "second", "size": "1280x720", "audio": True},
             "sizes": _VEO_FAST_SIZES,
         },
     ),
@@ -298,6 +304,7 @@ MODELS: tuple[ModelInfo, ...] = (
         extra={
             "endpoints": {"t2v": "minimax/h3/text-to-video", "i2v": "minimax/h3/image-to-video"},
             "sizes": _H3_SIZES,
+            "price_reference": {"endpoint": "minimax/h3/text-to-video", "unit": "second", "size": "2560x1440"},
             "image_field": "image_url",
             "data_uri": True,  # MiniMax's own API takes data URIs for media (minimax.md §5.1)
             "duration": "integer",
@@ -324,6 +331,7 @@ MODELS: tuple[ModelInfo, ...] = (
         extra={
             "endpoints": {"t2v": "fal-ai/wan/v2.7/text-to-video", "i2v": "fal-ai/wan/v2.7/image-to-video"},
             "sizes": _WAN_SIZES,
+            "price_reference": {"endpoint": "fal-ai/wan/v2.7/text-to-video", "unit": "second", "size": "1280x720"},
             "image_field": "image_url",
             "data_uri": True,
             "duration": "integer",  # "5" fails (quirk 6)
@@ -356,6 +364,12 @@ MODELS: tuple[ModelInfo, ...] = (
                 "i2v": "luma/agent/ray/v3.2/image-to-video",
             },
             "sizes": _LUMA_SIZES,
+            "price_reference": {
+                "endpoint": "luma/agent/ray/v3.2/text-to-video",
+                "unit": "video",
+                "seconds": 5,
+                "size": "960x540",
+            },
             "image_field": "image_url",
             # served through the Luma Agents API, which fetches inputs by URL: no data URI
             "data_uri": False,

@@ -1,0 +1,1 @@
+"""``manage.py refresh_prices``."""
