@@ -74,6 +74,7 @@ class Organization(models.Model):
     )
     sharing_enabled = models.BooleanField(
         default=True,
+        db_default=True,  # old code (a rolling deploy, the migration test) inserts without it
         help_text="Members may share videos by link with people outside the organization. Off: no link "
         "opens and none can be made; links neither expired nor revoked open again when it is back on.",
     )

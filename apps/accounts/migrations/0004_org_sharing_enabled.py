@@ -14,6 +14,7 @@ class Migration(migrations.Migration):
             name="sharing_enabled",
             field=models.BooleanField(
                 default=True,
+                db_default=True,
                 help_text="Members may share videos by link with people outside the organization. Off: no link "
                 "opens and none can be made; links neither expired nor revoked open again when it is back on.",
             ),
