@@ -16,11 +16,19 @@ VM makes a single write figure swing by 2-5x; the medians are compared):
    ``TransferConfig`` (10 threads): the endpoint's own ceiling on this machine;
 4. the same child process as 2, into S3 (django-storages, ``STORAGES`` from ``AWS_*``).
 
+The local steps of a round (curl, MediaRouter, and with ``--buffered`` / ``--baseline`` / ``--dd``
+save_stream with buffered writes, Django's ``Storage.save``, ``dd`` of zeros buffered and with
+``oflag=direct``) run in an order that turns every round: at 2 GiB the step right after another
+freed its file writes into page-cache pages the VM has not yet handed back to the host, and is
+faster (bench/RESULTS.md). CPU seconds (user + system) of each download are printed per GiB.
+
 Targets: local >= 80 % of curl; S3 >= 80 % of the ceiling; memory growth <= 50 MB.
 ``--profile DIR`` runs the children under py-spy (``record --native -f raw``) and prints their top
-frames (self time) instead of timing alone.
+frames (self time) instead of timing alone; ``--perf DIR`` records them with ``perf record -g``
+(kernel frames included; enabled only for the timed download) and prints self time by symbol.
 
 Run:  .venv/bin/python bench/download.py [--quick] [--size 500M|2G|<bytes>] [--rounds 3] [--baseline]
+      [--buffered] [--dd] [--only local|s3] [--perf DIR]
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import collections
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,6 +61,15 @@ def _rss_kb(field: str) -> int:
 def _reset_peak() -> None:
     with open("/proc/self/clear_refs", "w") as fh:  # "5": reset VmHWM to the current RSS
         fh.write("5")
+
+
+def _perf_control(command: str) -> None:
+    """Under ``--perf``: switch the recording on or off (perf's ``--control`` fifo)."""
+    path = os.environ.get("BENCH_PERF_CONTROL")
+    if path:
+        with open(path, "w") as fh:
+            fh.write(command + "\n")
+        time.sleep(0.05)  # perf reads the fifo asynchronously
 
 
 def child(mode: str, size: int) -> None:
@@ -84,15 +102,22 @@ def child(mode: str, size: int) -> None:
     key = f"bench/{mode}.mp4"
     base_rss = _rss_kb("VmRSS")
     _reset_peak()
+    _perf_control("enable")
+    cpu_before = os.times()
     started = time.perf_counter()
     with adapter.download(job, variant="video") as dl:
-        if mode == "django":  # the previous path: Django's Storage.save of the hashing file object
+        if mode == "django":  # the first path: Django's Storage.save of the hashing file object
             stream = storage.StreamingFile(dl.chunks)
             default_storage.save(key, stream)
             stored = storage.StoredFile(key=key, size=stream.size, sha256=stream.sha256.hexdigest())
+        elif mode == "buffered":  # save_stream through the page cache (the previous local path)
+            storage.DIRECT_IO = False
+            stored = storage.save_stream(key, dl.chunks)
         else:
             stored = storage.save_stream(key, dl.chunks)
     elapsed = time.perf_counter() - started
+    cpu_after = os.times()
+    _perf_control("disable")
     peak = _rss_kb("VmHWM")
     assert stored.size == size, (stored.size, size)
     assert default_storage.size(key) == size
@@ -103,6 +128,7 @@ def child(mode: str, size: int) -> None:
         json.dumps(
             {
                 "seconds": elapsed,
+                "cpu_seconds": (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system),
                 "growth_mb": (peak - base_rss) / 1024,
                 "base_mb": base_rss / 1024,
                 "size": size,
@@ -133,11 +159,32 @@ def top_frames(raw: Path, focus: str = r"save_stream|Storage.save|s3transfer", n
     return [(k / total, name) for name, k in counts.most_common(n)] if total else []
 
 
-def run_child(mode: str, size: int, env: dict, profile: Path | None, round_no: int) -> dict:
+def run_child(mode: str, size: int, env: dict, profile: Path | None, round_no: int, perf: Path | None = None) -> dict:
     cmd = [c.PYTHON, __file__, "--child", mode, "--size", str(size)]
     if profile is not None:
         out = profile / f"{mode}-{round_no}.txt"
         cmd = [str(PY_SPY), "record", "-r", "250", "--native", "--threads", "-f", "raw", "-o", str(out), "--", *cmd]
+    elif perf is not None:  # recording starts disabled; the child enables it for the timed part only
+        control = perf / f"{mode}-{round_no}.ctl"
+        control.unlink(missing_ok=True)
+        os.mkfifo(control)
+        env = dict(env, BENCH_PERF_CONTROL=str(control))
+        data = str(perf / f"{mode}-{round_no}.data")
+        cmd = [
+            "perf",
+            "record",
+            "-q",
+            "-F",
+            "999",
+            "-g",
+            "-D",
+            "-1",
+            f"--control=fifo:{control}",
+            "-o",
+            data,
+            "--",
+            *cmd,
+        ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=c.ROOT)
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-3000:])
@@ -177,9 +224,18 @@ def main() -> int:
     parser.add_argument("--only", choices=["local", "s3"], help="skip the other storage")
     parser.add_argument("--profile", type=Path, help="run the children under py-spy, raw profiles here")
     parser.add_argument(
+        "--perf", type=Path, help="run the children under `perf record -g` (kernel and native frames), data here"
+    )
+    parser.add_argument(
         "--baseline", action="store_true", help="also time the previous local path (Django's Storage.save)"
     )
-    parser.add_argument("--child", choices=["local", "s3", "django"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--buffered", action="store_true", help="also time save_stream with buffered writes (no O_DIRECT)"
+    )
+    parser.add_argument(
+        "--dd", action="store_true", help="also time dd of zeros into a new file (the VM's write speed)"
+    )
+    parser.add_argument("--child", choices=["local", "s3", "django", "buffered"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.size)
@@ -188,8 +244,9 @@ def main() -> int:
         args.size, args.rounds = 50 * MB, 1
     size = args.size
     modes = [args.only] if args.only else ["local", "s3"]
-    if args.profile:
-        args.profile.mkdir(parents=True, exist_ok=True)
+    for directory in (args.profile, args.perf):
+        if directory:
+            directory.mkdir(parents=True, exist_ok=True)
 
     procs = c.Procs()
     work = c.workdir("download")
@@ -229,26 +286,58 @@ def main() -> int:
         )
         times: dict[str, list[float]] = collections.defaultdict(list)
         runs: dict[str, list[dict]] = collections.defaultdict(list)
+        cpu: dict[str, list[float]] = collections.defaultdict(list)  # CPU seconds (user + system)
         out = work / "curl.mp4"
         # the emulator renders its sample MP4 on the first request: not in the first curl's time
         subprocess.run(["curl", "-sS", "-o", os.devnull, f"{root}/_emulator/video"], check=True)
-        for round_no in range(args.rounds):
-            # curl then MediaRouter, each into a new file, back to back (same page-cache state)
+
+        def curl() -> float:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             subprocess.run(["curl", "-sS", "-o", str(out), f"{root}/_emulator/video"], check=True)
-            times["curl"].append(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu["curl"].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             assert out.stat().st_size == size
             out.unlink()
-            for mode in ("local", "django") if args.baseline else ("local",):
-                if "local" in modes:
-                    r = run_child(mode, size, base_env, args.profile, round_no)
-                    runs[mode].append(r)
-                    times[mode].append(r["seconds"])
+            return elapsed
+
+        def dd(*flags: str) -> float:
+            """Zeros into a new file, ``bs=8M``: what the VM's writes alone allow (no network)."""
+            started = time.perf_counter()
+            count = -(-size // (8 * MB))
+            subprocess.run(
+                ["dd", "if=/dev/zero", f"of={out}", "bs=8M", f"count={count}", *flags, "status=none"], check=True
+            )
+            elapsed = time.perf_counter() - started
+            out.unlink()
+            return elapsed * size / (count * 8 * MB)
+
+        local_modes = []
+        if "local" in modes:
+            local_modes = ["local", *(["buffered"] if args.buffered else []), *(["django"] if args.baseline else [])]
+        steps = ["curl", *local_modes, *(["dd", "dd_direct"] if args.dd else [])]
+        for round_no in range(args.rounds):
+            # each into a new file, back to back; the order turns every round, so that no path is
+            # always the one right after another's 2 GiB were freed (see bench/RESULTS.md)
+            shift = round_no % len(steps)
+            for step in steps[shift:] + steps[:shift]:
+                if step == "curl":
+                    times["curl"].append(curl())
+                elif step == "dd":
+                    times["dd"].append(dd())
+                elif step == "dd_direct":
+                    times["dd_direct"].append(dd("oflag=direct"))
+                else:
+                    r = run_child(step, size, base_env, args.profile, round_no, args.perf)
+                    runs[step].append(r)
+                    times[step].append(r["seconds"])
+                    cpu[step].append(r["cpu_seconds"])
             if "s3" in modes:  # the ceiling: a local file of the same size, then MediaRouter
                 subprocess.run(["curl", "-sS", "-o", str(out), f"{root}/_emulator/video"], check=True)
                 times["ceiling"].append(boto_ceiling(endpoint, bucket, out))
                 out.unlink()
-                r = run_child("s3", size, s3_env, args.profile, round_no)
+                r = run_child("s3", size, s3_env, args.profile, round_no, args.perf)
                 runs["s3"].append(r)
                 times["s3"].append(r["seconds"])
             started = time.perf_counter()
@@ -271,11 +360,24 @@ def main() -> int:
         ("curl -o file (reference)", f"{rate('curl'):.0f} MB/s (runs {each('curl')})", "", ""),
         ("curl | tee file | sha256sum", f"{rate('curl_hash'):.0f} MB/s (runs {each('curl_hash')})", "", ""),
     ]
+    if args.dd:
+        for key, label in (("dd", "dd bs=8M -> new file (buffered)"), ("dd_direct", "dd bs=8M oflag=direct")):
+            rows.append((label, f"{rate(key):.0f} MB/s (runs {each(key)})", "", ""))
+    if args.buffered and "local" in modes:
+        ratio = rate("buffered") / rate("curl")
+        rows.append(
+            (
+                "save_stream, buffered writes (no O_DIRECT)",
+                f"{rate('buffered'):.0f} MB/s (runs {each('buffered')}) = {ratio:.0%} of curl",
+                "",
+                "",
+            )
+        )
     if args.baseline and "local" in modes:
         ratio = rate("django") / rate("curl")
         rows.append(
             (
-                "before: Django Storage.save -> local files",
+                "first path: Django Storage.save -> local files",
                 f"{rate('django'):.0f} MB/s (runs {each('django')}) = {ratio:.0%} of curl",
                 "",
                 "",
@@ -285,7 +387,7 @@ def main() -> int:
         ratio = rate("local") / rate("curl")
         rows.append(
             (
-                "save_stream -> local files",
+                "save_stream -> local files (O_DIRECT)",
                 f"{rate('local'):.0f} MB/s (runs {each('local')}) = {ratio:.0%} of curl",
                 ">= 80 % of curl",
                 c.ok(ratio >= 0.8),
@@ -304,7 +406,12 @@ def main() -> int:
                 c.ok(ratio >= 0.8),
             )
         )
-    for mode in modes:
+    if local_modes:
+        per_gib = ", ".join(
+            f"{key} {statistics.median(cpu[key]) * 1024**3 / size:.2f}" for key in ["curl", *local_modes]
+        )
+        rows.append(("CPU seconds per GiB (median; the child's threads)", per_gib, "", ""))
+    for mode in [*local_modes, *(["s3"] if "s3" in modes else [])]:
         growth = max(r["growth_mb"] for r in runs[mode])
         rows.append(
             (
@@ -318,11 +425,32 @@ def main() -> int:
     print(f"load average before/after: see `uptime`; {args.rounds} rounds, medians")
     c.print_table(f"Download of {size / MB:.0f} MiB ({size:,} bytes)", rows)
     if args.profile:
-        for mode in [*modes, "django"] if args.baseline and "local" in modes else modes:
+        for mode in [*local_modes, *(["s3"] if "s3" in modes else [])]:
             print(f"\n## py-spy, {mode}, round 1: self time of the download's threads\n")
             for share, name in top_frames(args.profile / f"{mode}-0.txt"):
                 print(f"{share:6.1%}  {name}")
+    if args.perf:
+        for mode in [*local_modes, *(["s3"] if "s3" in modes else [])]:
+            print(f"\n## perf, {mode}, round 1: self time by thread and symbol (all the child's threads)\n")
+            for line in perf_top(args.perf / f"{mode}-0.data"):
+                print(line)
     return 0
+
+
+def perf_top(data: Path, n: int = 18) -> list[str]:
+    """The child's self time by thread and symbol (kernel, libcrypto, libpython...), top ``n``."""
+    report = subprocess.run(
+        ["perf", "report", "-i", str(data), "--no-children", "--sort", "dso,symbol", "--stdio", "-g", "none"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    shares: collections.Counter[str] = collections.Counter()
+    for line in report.splitlines():
+        m = re.match(r"\s+(\d+\.\d+)%\s+(\S+)\s+\[.\]\s+(\S+)", line)
+        if m:  # unsymbolised addresses (libcrypto's SHA-256) are summed per library
+            share, dso, symbol = float(m.group(1)), m.group(2), m.group(3)
+            shares[f"{dso} {'(all)' if symbol.startswith('0x') else symbol}"] += share
+    return [f"{share:6.2f}%  {name}" for name, share in shares.most_common(n)]
 
 
 if __name__ == "__main__":

@@ -11,13 +11,23 @@ are not fsynced (neither were they by ``FileSystemStorage``); ``os.replace`` is 
 The writes run on a helper thread, overlapping the socket reads and the SHA-256 of the next
 chunks: profiled (bench/RESULTS.md), the serial loop's time was the kernel's page-cache writes,
 SHA-256 and the socket reads, one after the other; the Python per-chunk overhead is a few per cent.
+
+Where the platform has it, the temporary file is written with ``O_DIRECT`` (:class:`_FileWriter`):
+8 MiB blocks from one reused, page-aligned buffer go straight to the device, bypassing the page
+cache. Profiled at 2 GiB (``perf``: 94 % of a buffered ``dd`` in ``copy_folio_from_iter_atomic``),
+a buffered write of a large file is paced by the first touch of every new page-cache page, which
+on a VM whose freed memory goes back to the host runs at 250-800 MB/s; direct writes ran at
+1.2-2.1 GB/s whatever the memory state, and a video just stored is not read back at once. A file
+system that refuses ``O_DIRECT`` (at the open or the first write) is written buffered instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
+import mmap
 import os
 import queue
 import secrets
@@ -32,6 +42,10 @@ from django.core.files.utils import validate_file_name
 HEARTBEAT_BYTES = 16 * 1024 * 1024
 # chunks (1 MiB from http.stream_download) read ahead of the writer thread: bounds the memory
 WRITE_QUEUE_CHUNKS = 8
+# O_DIRECT: bypass the page cache for local files (False: buffered writes, as Django's own save)
+DIRECT_IO = hasattr(os, "O_DIRECT")
+DIRECT_BLOCK_BYTES = 8 * 1024 * 1024  # one write per block; a multiple of DIRECT_ALIGN
+DIRECT_ALIGN = 4096  # O_DIRECT's buffers, offsets and lengths: multiples of the device's block
 
 
 def video_key(org_slug: str, public_id: str) -> str:
@@ -121,20 +135,90 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _write_pipelined(fd: int, chunks: Iterator[bytes]) -> None:
+class _FileWriter:
+    """Writes the chunks of one file to ``fd``, directly (``O_DIRECT``) or through the page cache.
+
+    Direct writes must start, end and sit in memory on ``DIRECT_ALIGN`` boundaries, which the
+    socket's chunks do not: they are copied into an aligned block (an anonymous ``mmap``, reused:
+    its pages stay resident) written once full. The last block is padded with zeros to the
+    alignment and the file cut back to its length. A file system that answers ``EINVAL`` to the
+    first direct write gets the same blocks buffered (``O_DIRECT`` cleared on the descriptor)."""
+
+    def __init__(self, fd: int, *, direct: bool) -> None:
+        self.fd = fd
+        self.direct = direct
+        self.written = 0
+        self._fill = 0
+        self._block = mmap.mmap(-1, DIRECT_BLOCK_BYTES) if direct else None
+        self._view = memoryview(self._block) if direct else None
+
+    def write(self, chunk: bytes) -> None:
+        if self._view is None:
+            _write_all(self.fd, chunk)
+            self.written += len(chunk)
+            return
+        data = memoryview(chunk)
+        while data:
+            n = min(len(data), DIRECT_BLOCK_BYTES - self._fill)
+            self._view[self._fill : self._fill + n] = data[:n]
+            self._fill += n
+            data = data[n:]
+            if self._fill == DIRECT_BLOCK_BYTES:
+                self._flush(DIRECT_BLOCK_BYTES)
+
+    def _flush(self, length: int) -> None:
+        try:
+            _write_all(self.fd, self._view[:length])
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or self.written or not self.direct:
+                raise
+            self._buffered()
+            _write_all(self.fd, self._view[:length])
+        self.written += length
+        self._fill = 0
+
+    def _buffered(self) -> None:
+        import fcntl  # POSIX only, as O_DIRECT: imported where it is needed
+
+        fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+        self.direct = False
+
+    def finish(self) -> None:
+        """Write what is left of the last block and cut the padding off."""
+        if self._view is None or not self._fill:
+            return
+        size = self.written + self._fill
+        padded = -(-self._fill // DIRECT_ALIGN) * DIRECT_ALIGN
+        self._view[self._fill : padded] = bytes(padded - self._fill)
+        self._flush(padded)
+        os.ftruncate(self.fd, size)
+        self.written = size
+
+    def close(self) -> None:
+        if self._view is not None:
+            self._view.release()
+            # a failed write's traceback may still hold a slice of the block: then it is unmapped
+            # when that goes, not now
+            with contextlib.suppress(BufferError):
+                self._block.close()
+            self._view = self._block = None
+
+
+def _write_pipelined(fd: int, chunks: Iterator[bytes], *, direct: bool = False) -> None:
     """Write ``chunks`` to ``fd`` on a helper thread while this one reads (and hashes) the next:
-    ``os.write`` and ``hashlib`` release the GIL, so the page-cache writes overlap the socket reads
-    and the SHA-256. Whatever fails (the stream or a write) is raised here, after the thread ended."""
+    ``os.write`` and ``hashlib`` release the GIL, so the writes overlap the socket reads and the
+    SHA-256. Whatever fails (the stream or a write) is raised here, after the thread ended."""
     pending: queue.Queue[bytes | None] = queue.Queue(maxsize=WRITE_QUEUE_CHUNKS)
     failed: list[BaseException] = []
     stop = threading.Event()
+    out = _FileWriter(fd, direct=direct)
 
     def writer() -> None:
         while (chunk := pending.get()) is not None:
             if stop.is_set():
                 continue  # drain: the reader never blocks on a dead writer
             try:
-                _write_all(fd, chunk)
+                out.write(chunk)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the reading thread
                 failed.append(exc)
                 stop.set()
@@ -152,8 +236,27 @@ def _write_pipelined(fd: int, chunks: Iterator[bytes]) -> None:
     finally:
         pending.put(None)
         thread.join()
-    if failed:
-        raise failed[0]
+    try:
+        if failed:
+            raise failed[0]
+        out.finish()
+    finally:
+        out.close()
+
+
+def _open_new(path: str) -> tuple[int, bool]:
+    """Create ``path`` for writing: (descriptor, whether it is ``O_DIRECT``). A file system that
+    refuses ``O_DIRECT`` at the open (some create the file first) gets a buffered one."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    if DIRECT_IO:
+        try:
+            return os.open(path, flags | os.O_DIRECT, 0o666), True
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    return os.open(path, flags, 0o666), False
 
 
 def _save_file(storage: FileSystemStorage, key: str, stream: StreamingFile) -> None:
@@ -166,10 +269,10 @@ def _save_file(storage: FileSystemStorage, key: str, stream: StreamingFile) -> N
     else:
         os.makedirs(directory, exist_ok=True)
     temporary = f"{path}.{secrets.token_hex(6)}.part"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    fd, direct = _open_new(temporary)
     try:
         try:
-            _write_pipelined(fd, stream.chunks())  # hashed and counted as they pass
+            _write_pipelined(fd, stream.chunks(), direct=direct)  # hashed and counted as they pass
         finally:
             os.close(fd)
         if storage.file_permissions_mode is not None:

@@ -10,6 +10,14 @@
   broker (``LLEN`` of the queue's lists on Redis, the count of the queue's message files on the
   embedded filesystem broker); steps a worker already holds with a countdown are not waiting.
   ``mediarouter_celery_broker_up`` is 0 when the broker did not answer (the depths are then absent).
+- ``mediarouter_webhook_deliveries{state}``: the outbound webhook backlog: deliveries ``pending``
+  (waiting for their first try or a retry) and ``sending`` (a try in flight), and the ones
+  ``failed`` (given up: retries exhausted or the endpoint disabled), in one query;
+  ``mediarouter_webhook_deliveries_overdue`` / ``mediarouter_webhook_overdue_seconds``: how many of
+  the backlog are past their due time (pending, or a send whose lease ran out: beat re-sends them)
+  and how long the oldest has waited since; a sender that keeps up keeps both near 0;
+- ``mediarouter_webhook_endpoints{status}``: endpoints ``active``, ``failing`` (active, the last
+  tries failed: ``failing_since`` set) and ``disabled``, in one query.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Min, Q, Sum
+from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -50,6 +59,38 @@ def circuit_states() -> dict[str, str]:
     from apps.providers import registry
 
     return routing.circuits(registry.PROVIDERS)
+
+
+def webhook_backlog() -> dict[str, float]:
+    """Outbound deliveries by state (not the delivered ones: they only grow), the overdue ones and
+    the seconds the oldest overdue one has waited, in one query (the ``state`` index)."""
+    from apps.webhooks.models import DeliveryState, WebhookDelivery
+
+    now = timezone.now()
+    waiting = Q(state__in=(DeliveryState.PENDING, DeliveryState.SENDING))
+    overdue = waiting & (Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True))
+    totals = WebhookDelivery.all_orgs.filter(
+        state__in=(DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.FAILED)
+    ).aggregate(
+        pending=Count("id", filter=Q(state=DeliveryState.PENDING)),
+        sending=Count("id", filter=Q(state=DeliveryState.SENDING)),
+        failed=Count("id", filter=Q(state=DeliveryState.FAILED)),
+        overdue=Count("id", filter=overdue),
+        oldest_due=Min("next_attempt_at", filter=overdue),
+    )
+    oldest = totals.pop("oldest_due")
+    totals["overdue_seconds"] = max((now - oldest).total_seconds(), 0.0) if oldest else 0.0
+    return totals
+
+
+def webhook_endpoints() -> dict[str, int]:
+    from apps.webhooks.models import WebhookEndpoint
+
+    return WebhookEndpoint.all_orgs.aggregate(
+        active=Count("id", filter=Q(disabled_at__isnull=True, failing_since__isnull=True)),
+        failing=Count("id", filter=Q(disabled_at__isnull=True, failing_since__isnull=False)),
+        disabled=Count("id", filter=Q(disabled_at__isnull=False)),
+    )
 
 
 def queue_depths() -> dict[str, int]:
@@ -100,6 +141,8 @@ class ScrapeCollector(Collector):
                 circuits.add_metric([provider, state], 1 if state == current else 0)
         yield circuits
 
+        yield from self._webhooks()
+
         try:
             depths = queue_depths()
         except Exception as exc:  # noqa: BLE001 - the broker's own health is /healthz's; report it down
@@ -115,3 +158,30 @@ class ScrapeCollector(Collector):
             for queue, n in depths.items():
                 depth.add_metric([queue], n)
             yield depth
+
+    def _webhooks(self):
+        backlog = webhook_backlog()
+        deliveries = GaugeMetricFamily(
+            "mediarouter_webhook_deliveries",
+            "Outbound webhook deliveries pending, sending (the backlog) and failed (given up)",
+            labels=["state"],
+        )
+        for state in ("pending", "sending", "failed"):
+            deliveries.add_metric([state], backlog[state])
+        yield deliveries
+        yield GaugeMetricFamily(
+            "mediarouter_webhook_deliveries_overdue",
+            "Outbound webhook deliveries past their due time",
+            value=backlog["overdue"],
+        )
+        yield GaugeMetricFamily(
+            "mediarouter_webhook_overdue_seconds",
+            "Seconds the oldest overdue outbound webhook delivery has waited past its due time",
+            value=backlog["overdue_seconds"],
+        )
+        endpoints = GaugeMetricFamily(
+            "mediarouter_webhook_endpoints", "Webhook endpoints active, failing and disabled", labels=["status"]
+        )
+        for status, n in webhook_endpoints().items():
+            endpoints.add_metric([status], n)
+        yield endpoints

@@ -15,6 +15,13 @@ a process's values stay in that process. Observing never raises into the engine.
   completed video's copy into storage (the transfer, hashing and writing), successful ones only.
 - ``mediarouter_provider_errors_total{provider,code,permanent}``: every ``ProviderError`` a step
   met (submit, poll, download), by its code.
+- ``mediarouter_webhook_attempts_total{outcome,answer}``: every recorded try of an outbound webhook
+  delivery (``apps.webhooks.services``): ``outcome`` is ``delivered``, ``retrying`` (failed, tried
+  again later) or ``gave_up`` (failed for the last time); ``answer`` the receiver's status class
+  (``2xx`` … ``5xx``) or ``none`` (timeout, refused, dropped connection, address refused). Delivery
+  failures are the attempts whose outcome is not ``delivered``; the backlog is a scrape gauge
+  (collectors.py), since it lives in the database.
+- ``mediarouter_webhook_attempt_seconds``: how long the receiver took to answer (or fail).
 """
 
 from __future__ import annotations
@@ -50,6 +57,15 @@ DOWNLOAD_BYTES = Counter("mediarouter_download_bytes", "Bytes of videos copied i
 PROVIDER_ERRORS = Counter(
     "mediarouter_provider_errors", "Provider errors met by the engine's steps", ["provider", "code", "permanent"]
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "mediarouter_webhook_attempts",
+    "Outbound webhook delivery attempts by outcome (delivered, retrying, gave_up) and answer class",
+    ["outcome", "answer"],
+)
+WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "mediarouter_webhook_attempt_seconds", "Seconds per outbound webhook attempt", buckets=_CALL_BUCKETS
+)
+WEBHOOK_OUTCOMES = ("delivered", "retrying", "gave_up")
 
 
 def observe_detection_lag(provider: str, *, previous_poll: datetime | None, now: datetime) -> None:
@@ -71,6 +87,13 @@ def provider_error(provider: str, exc) -> None:
     """Count a ``ProviderError`` (its ``code``, and whether it is permanent)."""
     code = exc.code or "provider_error"
     _safely(PROVIDER_ERRORS.labels(provider, code, "true" if exc.permanent else "false").inc)
+
+
+def webhook_attempt(*, outcome: str, status_code: int | None, latency_ms: int) -> None:
+    """Count one recorded webhook attempt (``outcome``: one of ``WEBHOOK_OUTCOMES``)."""
+    answer = f"{status_code // 100}xx" if status_code else "none"
+    _safely(WEBHOOK_ATTEMPTS.labels(outcome, answer).inc)
+    _safely(WEBHOOK_ATTEMPT_SECONDS.observe, max(latency_ms, 0) / 1000)
 
 
 def _safely(observe, *args) -> None:

@@ -34,6 +34,7 @@ from apps.accounts.models import Membership, Role
 from apps.api_keys import crypto
 from apps.core.errors import ApplicationError, NotFound, PermissionDeniedError
 from apps.core.ids import public_id as make_public_id
+from apps.metrics import instruments as metrics
 from apps.providers import http
 from apps.providers.base import ProviderError
 from apps.webhooks import selectors
@@ -525,6 +526,9 @@ def _record(delivery: WebhookDelivery, outcome: _Outcome, now: datetime) -> Webh
             _endpoint_failed(endpoint, now)
         if delay is not None and delay <= SCHEDULE_AT_ONCE_SECONDS:
             _send_after_commit(delivery.public_id, delivery.organization_id, delay)
+    metrics.webhook_attempt(
+        outcome=_outcome_name(fields["state"]), status_code=outcome.status_code, latency_ms=outcome.latency_ms
+    )
     delivery.refresh_from_db()
     logger.info(
         "webhook %s to endpoint %s: %s (attempt %s)",
@@ -534,6 +538,11 @@ def _record(delivery: WebhookDelivery, outcome: _Outcome, now: datetime) -> Webh
         delivery.attempts,
     )
     return delivery
+
+
+def _outcome_name(state: str) -> str:
+    """The attempt's outcome as apps.metrics counts it, from the state it left the delivery in."""
+    return {DeliveryState.SUCCEEDED: "delivered", DeliveryState.FAILED: "gave_up"}.get(state, "retrying")
 
 
 def _endpoint_failed(endpoint: WebhookEndpoint, now: datetime) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -167,6 +168,140 @@ def test_time_limits_follow_the_kind_of_step(settings):
     assert tasks.download.soft_time_limit == 1800 > settings.CELERY_TASK_SOFT_TIME_LIMIT
 
 
+# --- webhooks out: the backlog and the delivery failures --------------------------------------
+
+
+@pytest.fixture
+def webhook_receiver():
+    from tests.webhooks.receiver import Receiver
+
+    made = []
+
+    def start(behave=None):
+        made.append(Receiver(behave))
+        return made[-1]
+
+    yield start
+    for r in made:
+        r.stop()
+
+
+def _send(delivery):
+    from apps.webhooks import services
+
+    with org_scope(delivery.organization):
+        return services.delivery_send(delivery_id=delivery.public_id)
+
+
+def _completed_with_an_endpoint(tenants, url: str):
+    """A team endpoint for video.completed and one completed generation: one delivery, pending."""
+    from apps.accounts.models import Membership
+    from apps.webhooks.models import WebhookDelivery
+    from tests.webhooks import helpers
+
+    alice_m = Membership.all_orgs.get(user=tenants.alice, organization=tenants.org_a)
+    endpoint, _secret = helpers.endpoint(alice_m, url, events=["video.completed"])
+    helpers.complete(helpers.generation(tenants))
+    return endpoint, WebhookDelivery.all_orgs.select_related("event", "organization").get()
+
+
+def _attempts(samples, outcome: str, answer: str) -> float:
+    return _value(samples, "mediarouter_webhook_attempts_total", outcome=outcome, answer=answer) or 0
+
+
+def test_the_webhook_backlog_follows_the_deliveries(client, tenants, webhook_receiver, monkeypatch):
+    from tests.webhooks.helpers import install_clock
+
+    clock = install_clock(monkeypatch)
+    sink = webhook_receiver(lambda n: 500 if n == 1 else 200)
+    assert _value(_scrape(client), "mediarouter_webhook_deliveries", state="pending") == 0
+    _endpoint, delivery = _completed_with_an_endpoint(tenants, sink.url)
+
+    waiting = _scrape(client)  # written with the state change, due at once: pending and overdue
+    assert _value(waiting, "mediarouter_webhook_deliveries", state="pending") == 1
+    assert _value(waiting, "mediarouter_webhook_deliveries", state="sending") == 0
+    assert _value(waiting, "mediarouter_webhook_deliveries_overdue") == 1
+    assert _value(waiting, "mediarouter_webhook_overdue_seconds") >= 0
+    assert _value(waiting, "mediarouter_webhook_endpoints", status="active") == 1
+
+    failed_once = _send(delivery)  # the receiver answers 500: pending again, due in 5 s
+    assert failed_once.state == "pending"
+    retrying = _scrape(client)
+    assert _value(retrying, "mediarouter_webhook_deliveries", state="pending") == 1
+    assert _value(retrying, "mediarouter_webhook_deliveries_overdue") == 0  # not due yet
+    assert _value(retrying, "mediarouter_webhook_overdue_seconds") == 0
+    assert _attempts(retrying, "retrying", "5xx") == _attempts(waiting, "retrying", "5xx") + 1
+    assert _value(retrying, "mediarouter_webhook_endpoints", status="failing") == 1
+    assert _value(retrying, "mediarouter_webhook_endpoints", status="active") == 0
+
+    clock.advance(10)
+    assert _send(failed_once).state == "succeeded"
+    delivered = _scrape(client)
+    assert _value(delivered, "mediarouter_webhook_deliveries", state="pending") == 0
+    assert _attempts(delivered, "delivered", "2xx") == _attempts(retrying, "delivered", "2xx") + 1
+    assert _value(delivered, "mediarouter_webhook_attempt_seconds_count") == (
+        _value(waiting, "mediarouter_webhook_attempt_seconds_count") + 2
+    )
+    assert _value(delivered, "mediarouter_webhook_endpoints", status="active") == 1  # a success resets it
+
+
+def test_a_stalled_sender_shows_as_overdue_seconds(client, tenants, webhook_receiver):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.webhooks.models import WebhookDelivery
+
+    _endpoint, delivery = _completed_with_an_endpoint(tenants, webhook_receiver().url)
+    WebhookDelivery.all_orgs.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=10))
+    samples = _scrape(client)
+    assert _value(samples, "mediarouter_webhook_deliveries_overdue") == 1
+    assert 600 <= _value(samples, "mediarouter_webhook_overdue_seconds") < 3600
+    # a send whose lease ran out is overdue too (beat sends it again)
+    WebhookDelivery.all_orgs.filter(pk=delivery.pk).update(state="sending")
+    samples = _scrape(client)
+    assert _value(samples, "mediarouter_webhook_deliveries", state="sending") == 1
+    assert _value(samples, "mediarouter_webhook_deliveries_overdue") == 1
+
+
+def test_deliveries_given_up_count_as_failures(client, tenants, webhook_receiver, monkeypatch):
+    from apps.webhooks.models import WebhookEndpoint
+    from tests.webhooks.helpers import install_clock
+
+    clock = install_clock(monkeypatch)
+    sink = webhook_receiver(lambda n: ("close",) if n == 1 else 503)
+    endpoint, delivery = _completed_with_an_endpoint(tenants, sink.url)
+    before = _scrape(client)
+    while delivery.state == "pending":  # retried until the 24 hours are over
+        clock.to(delivery.next_attempt_at)
+        delivery = _send(delivery)
+    assert delivery.state == "failed"
+    after = _scrape(client)
+    assert _value(after, "mediarouter_webhook_deliveries", state="failed") == 1
+    assert _value(after, "mediarouter_webhook_deliveries", state="pending") == 0
+    assert _attempts(after, "retrying", "none") == _attempts(before, "retrying", "none") + 1  # dropped connection
+    assert _attempts(after, "retrying", "5xx") == _attempts(before, "retrying", "5xx") + delivery.attempts - 2
+    assert _attempts(after, "gave_up", "5xx") == _attempts(before, "gave_up", "5xx") + 1
+
+    WebhookEndpoint.all_orgs.filter(pk=endpoint.pk).update(disabled_at=clock.now)
+    samples = _scrape(client)
+    assert _value(samples, "mediarouter_webhook_endpoints", status="disabled") == 1
+    assert _value(samples, "mediarouter_webhook_endpoints", status="failing") == 0
+
+
+def test_the_grafana_dashboard_charts_every_series_of_the_scrape(client, db):
+    """docs/grafana-dashboard.json: a series added to /metrics gets a panel (or this fails)."""
+    r = client.get("/metrics")
+    families = {family.name for family in text_string_to_metric_families(r.content.decode())}
+    ours = {name for name in families if name.startswith("mediarouter_") and not name.endswith("_created")}
+    assert {"mediarouter_webhook_deliveries", "mediarouter_webhook_attempts", "mediarouter_poll_seconds"} <= ours
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", []))
+    charted = set(re.findall(r"mediarouter_[a-z_]+", exprs))
+    uncharted = {name for name in ours if not charted & {name, f"{name}_total", f"{name}_bucket"}}
+    assert not uncharted, uncharted
+
+
 # --- what a real worker observes ----------------------------------------------------------------
 
 
@@ -187,8 +322,16 @@ def celery_worker(metrics_dir, celery_worker):
 
 
 @pytest.mark.integration
-def test_a_generation_through_a_real_worker_reaches_the_scrape(client, tenants, settings, metrics_dir, celery_worker):
+def test_a_generation_through_a_real_worker_reaches_the_scrape(
+    client, tenants, settings, metrics_dir, celery_worker, webhook_receiver
+):
+    from apps.accounts.models import Membership
+    from tests.webhooks import helpers
+
     settings.METRICS_TOKEN = TOKEN
+    sink = webhook_receiver()  # the worker sends the video.completed webhook here
+    alice_m = Membership.all_orgs.get(user=tenants.alice, organization=tenants.org_a)
+    helpers.endpoint(alice_m, sink.url, events=["video.completed"])
     api = tenants.api_client_for(tenants.alice_token)
     body = {"model": "sandbox-video", "prompt": "a metered otter", "duration": 2, "size": "1280x720"}
     created = api.post("/v1/video/generations", body, content_type="application/json")
@@ -201,6 +344,11 @@ def test_a_generation_through_a_real_worker_reaches_the_scrape(client, tenants, 
         gen.refresh_from_db()
     assert gen.state == State.COMPLETED, celery_worker.log()[-4000:]
     assert list(metrics_dir.glob("*.db")), "the worker wrote no metrics files"
+    sink.wait(1)
+    deadline = time.monotonic() + 30  # the worker records the attempt right after the answer
+    while not _attempts(_scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}"), "delivered", "2xx"):
+        assert time.monotonic() < deadline, celery_worker.log()[-4000:]
+        time.sleep(0.2)
 
     samples = _scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert _value(samples, "mediarouter_generations", provider="sandbox", state="completed") == 1
@@ -211,6 +359,12 @@ def test_a_generation_through_a_real_worker_reaches_the_scrape(client, tenants, 
     assert _value(samples, "mediarouter_detection_lag_seconds_count", provider="sandbox") == 1
     assert _value(samples, "mediarouter_detection_lag_seconds_sum", provider="sandbox") > 0
     assert _value(samples, "mediarouter_ledger_holds_outstanding") == 0
+    assert _attempts(samples, "delivered", "2xx") == 1  # counted in the worker, added up by the scrape
+    assert _value(samples, "mediarouter_webhook_attempt_seconds_count") == 1
+    assert _value(samples, "mediarouter_webhook_deliveries", state="pending") == 0
+    assert _attempts(samples, "delivered", "2xx") == 1  # counted in the worker, added up by the scrape
+    assert _value(samples, "mediarouter_webhook_attempt_seconds_count") == 1
+    assert _value(samples, "mediarouter_webhook_deliveries", state="pending") == 0
 
 
 # --- JSON logs ---------------------------------------------------------------------------------
