@@ -8,6 +8,7 @@ see, so the resident peak is the figure that catches a decode."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import io
 import struct
@@ -116,6 +117,9 @@ def _status_kb(field: str) -> int:
 def peak_memory():
     """``.rss``: growth of the resident peak over the block; ``.python``: tracemalloc's peak."""
     gc.collect()
+    # hand freed heap back to the kernel first: memory an earlier test freed but glibc kept would
+    # otherwise be reused without the resident size growing, and the peak would read too low
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux)
     base = _status_kb("VmRSS") * 1024
     tracing = tracemalloc.is_tracing()
