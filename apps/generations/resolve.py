@@ -77,6 +77,7 @@ def _supplier(*, org: Organization, request: GenerationRequest, has_image: bool)
     key, an invalid key)."""
 
     def cost_of(model: ModelInfo) -> Decimal:
+        model = catalog_price_effective(model)  # "cheapest first" compares the prices in effect now
         try:
             return model.cost(
                 seconds=request.seconds or model.default_seconds,

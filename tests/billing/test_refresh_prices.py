@@ -208,3 +208,53 @@ def test_the_estimate_and_the_hold_follow_the_refresh_and_older_holds_keep_their
 
     assert ledger(before) == [(EntryKind.HOLD, Decimal("3.2000"), PRICE_VERSION)]
     assert ledger(after) == [(EntryKind.HOLD, Decimal("4.8000"), version)]
+
+
+def test_cheapest_first_compares_the_prices_in_effect_not_the_catalogs(tenants):
+    """A refreshed price moves a supplier in the "cheapest first" order: the estimate, the hold and
+    the router's choice all read the same price."""
+    from apps.api_keys import crypto
+    from apps.api_keys.models import ProviderKey
+    from apps.core.ids import public_id
+    from apps.generations.resolve import resolve_request
+    from apps.generations.services import routing_policy_set
+
+    owner = Membership.all_orgs.get(user=tenants.alice, organization=tenants.org_a)
+    with org_scope(tenants.org_a):
+        for supplier in ("fal", "replicate"):
+            ProviderKey.objects.create(
+                organization=tenants.org_a,
+                public_id=public_id("key"),
+                provider=supplier,
+                ciphertext=crypto.encrypt('{"api_key":"test-key-000000"}'),
+                last4="0000",
+                status="valid",
+                is_default=True,
+            )
+        routing_policy_set(by=owner, order="cheapest")
+        wanted = GenerationRequest(model="veo-3.1", prompt="p", seconds=8, size="1280x720")
+        first = resolve_request(org=tenants.org_a, request=wanted)
+        cheap = first.model
+        assert cheap.provider in ("fal", "replicate"), cheap
+
+        table = cheap.price_table()
+        tenfold = type(table)(
+            per_second={k: v * 10 for k, v in (table.per_second or {}).items()} or None,
+            per_second_audio={k: v * 10 for k, v in (table.per_second_audio or {}).items()} or None,
+            clip={k: v * 10 for k, v in (table.clip or {}).items()} or None,
+        )
+        now = timezone.now()
+        CatalogPrice.objects.create(
+            supplier=cheap.provider,
+            model="veo-3.1",
+            unit="seconds",
+            unit_price=Decimal("9"),
+            prices=tenfold.as_json(),
+            price_version="v-tenfold",
+            valid_from=now,
+            source="test",
+            fetched_at=now,
+        )
+        second = resolve_request(org=tenants.org_a, request=wanted)
+    assert second.model.provider != cheap.provider
+    assert second.estimate < first.estimate * 10
