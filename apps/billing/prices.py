@@ -13,7 +13,7 @@ only stores what they answer, and never touches the database from the provider l
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -49,8 +49,25 @@ def catalog_price_effective(model: ModelInfo, *, at: datetime | None = None) -> 
     """``model`` at the price in effect ``at`` (now): the newest history row's tables and
     version, else the catalog's own. One query."""
     row = _newest(model, at or timezone.now())
-    if row is None:
-        return model
+    return model if row is None else _apply(model, row)
+
+
+def catalog_pricer(*, at: datetime | None = None) -> Callable[[ModelInfo], ModelInfo]:
+    """:func:`catalog_price_effective` for many models with one query: reads the newest row in
+    effect of every (supplier, model) once, for a page or a listing that prices the whole catalog."""
+    at = at or timezone.now()
+    newest: dict[tuple[str, str], CatalogPrice] = {}
+    for row in CatalogPrice.objects.filter(valid_from__lte=at).order_by("valid_from", "id"):
+        newest[(row.supplier, row.model)] = row  # ascending: the newest in effect is written last
+
+    def price(model: ModelInfo) -> ModelInfo:
+        row = newest.get((model.provider, model.id))
+        return model if row is None else _apply(model, row)
+
+    return price
+
+
+def _apply(model: ModelInfo, row: CatalogPrice) -> ModelInfo:
     table = PriceTable.from_json(row.prices)
     if _shape(table) != _shape(model.price_table()):
         # the catalog's sizes or durations changed since the row was written: it no longer prices

@@ -77,7 +77,6 @@ def _supplier(*, org: Organization, request: GenerationRequest, has_image: bool)
     key, an invalid key)."""
 
     def cost_of(model: ModelInfo) -> Decimal:
-        model = catalog_price_effective(model)  # "cheapest first" compares the prices in effect now
         try:
             return model.cost(
                 seconds=request.seconds or model.default_seconds,
@@ -143,9 +142,9 @@ def resolve_request(
         model = generation_model(remix_of)
         if model is None:
             raise UnknownModelError({"model": f"Unknown model {remix_of.model!r}."})
+        model = catalog_price_effective(model)  # the price in effect now (the price history), else the catalog's
     else:
-        model, route = _supplier(org=org, request=request, has_image=has_image)
-    model = catalog_price_effective(model)  # the price in effect now (the price history), else the catalog's
+        model, route = _supplier(org=org, request=request, has_image=has_image)  # routed at the prices in effect
     size = request.size
     if not size and request.aspect_ratio:
         size = size_for_aspect_ratio(model, request.aspect_ratio, has_image=has_image)

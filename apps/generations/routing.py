@@ -122,20 +122,25 @@ def route(
     keys: Mapping[str, tuple[str, str]],
     today: date | None = None,
     cost_of: Callable[[ModelInfo], Decimal] | None = None,
+    price: Callable[[ModelInfo], ModelInfo] | None = None,
 ) -> Route:
     """Order and check the suppliers of ``model_id``.
 
     ``keys`` maps a provider slug to ``(key public id, key status, key details)`` of the key the
-    organization would use there. ``cost_of`` prices a supplier for this request (the "cheapest" order).
+    organization would use there. ``price`` gives a catalog entry at the price in effect now (the
+    price history, :func:`apps.billing.prices.catalog_pricer`), so every candidate, its order and
+    its labels carry the price that would be charged. ``cost_of`` prices a supplier for this request
+    (the "cheapest" order).
     Raises :class:`Unroutable` for an unknown id and for a retired model with no substitution.
     """
     today = today or timezone.localdate()
     slug, bare = catalog.split_id(model_id)
     substituted_from = ""
+    price = price or (lambda m: m)
     if slug is not None:
-        models = [catalog.get_model(model_id)]  # UnknownModel propagates
+        models = [price(catalog.get_model(model_id))]  # UnknownModel propagates
     else:
-        models = list(catalog.suppliers(bare, enabled_only=False))
+        models = [price(m) for m in catalog.suppliers(bare, enabled_only=False)]
         if not models:
             raise catalog.UnknownModel(f"Unknown model {model_id!r}.")
     candidates = [_candidate(model, keys, today) for model in _order(models, policy, cost_of)]
@@ -145,7 +150,7 @@ def route(
         replacement = policy.substitutions.get(bare) or next((m.replacement for m in models if m.replacement), "")
         if bare in policy.substitutions and slug is None:
             substituted_from, bare = bare, policy.substitutions[bare]
-            models = list(catalog.suppliers(bare, enabled_only=False))
+            models = [price(m) for m in catalog.suppliers(bare, enabled_only=False)]
             candidates = [_candidate(model, keys, today) for model in _order(models, policy, cost_of)]
         else:
             note = next((m.shutdown_note for m in models if m.shutdown_note), "")

@@ -13,6 +13,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from apps.accounts.models import Organization
 from apps.api_keys import selectors as key_selectors
 from apps.api_keys.models import KeyStatus
+from apps.billing.prices import catalog_pricer
 from apps.core.dates import start_of_day
 from apps.core.downloads import Download
 from apps.core.errors import NotFound
@@ -210,13 +211,16 @@ def routing_policy(*, org: Organization) -> routing.Policy:
     )
 
 
-def route_for(*, org: Organization, model_id: str, cost_of=None, policy=None, keys=None) -> routing.Route:
-    """The router's view of ``model_id`` for this organization now (two queries at most)."""
+def route_for(*, org: Organization, model_id: str, cost_of=None, policy=None, keys=None, price=None) -> routing.Route:
+    """The router's view of ``model_id`` for this organization now, at the prices in effect (three
+    queries at most; pass ``policy``, ``keys`` and ``price`` (:func:`apps.billing.prices.catalog_pricer`)
+    to route many models with none)."""
     return routing.route(
         model_id=model_id,
         policy=policy if policy is not None else routing_policy(org=org),
         keys=keys if keys is not None else supplier_keys(org=org),
         cost_of=cost_of,
+        price=price if price is not None else catalog_pricer(),
     )
 
 
@@ -237,7 +241,8 @@ def _per_second(model: catalog.ModelInfo) -> str:
 
 
 def playground_models(*, org: Organization) -> list[ModelGroup]:
-    """The models the organization can run now, grouped by family, in catalog order (two queries).
+    """The models the organization can run now, grouped by family, in catalog order, at the prices
+    in effect (three queries).
 
     A model one supplier serves is one option (its canonical id). A model several usable suppliers
     serve gets a routed option (the canonical id, labelled with where it runs now), then one pinned
@@ -245,10 +250,11 @@ def playground_models(*, org: Organization) -> list[ModelGroup]:
     keys = key_selectors.provider_key_list(org=org)
     policy = routing_policy(org=org)
     supplier = supplier_keys(org=org, keys=keys)
+    price = catalog_pricer()
     families: dict[str, list[ModelOption]] = {}
     for canonical in catalog.canonical_ids():
         try:
-            route = route_for(org=org, model_id=canonical, policy=policy, keys=supplier)
+            route = route_for(org=org, model_id=canonical, policy=policy, keys=supplier, price=price)
         except routing.Unroutable:
             continue
         usable = [c.model for c in route.candidates if c.usable]

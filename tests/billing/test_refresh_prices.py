@@ -258,3 +258,32 @@ def test_cheapest_first_compares_the_prices_in_effect_not_the_catalogs(tenants):
         second = resolve_request(org=tenants.org_a, request=wanted)
     assert second.model.provider != cheap.provider
     assert second.estimate < first.estimate * 10
+
+
+def test_the_models_listing_and_the_playground_show_the_price_in_effect(tenants):
+    """After a refresh, what MediaRouter shows (GET /v1/models, the Playground's labels) is what it
+    charges: the same newest price row, read once per listing."""
+    now = timezone.now()
+    table = VEO.price_table()
+    doubled = type(table)(
+        per_second={k: v * 2 for k, v in table.per_second.items()},
+        per_second_audio={k: v * 2 for k, v in table.per_second_audio.items()},
+    )
+    CatalogPrice.objects.create(
+        supplier="fal",
+        model="veo-3.1",
+        unit="seconds",
+        unit_price=Decimal("0.8"),
+        prices=doubled.as_json(),
+        price_version="v-doubled",
+        valid_from=now,
+        source="test",
+        fetched_at=now,
+    )
+    r = tenants.api_client_for(tenants.alice_token).get("/v1/models")
+    assert r.status_code == 200, r.content
+    veo = next(m for m in r.json()["data"] if m["id"] == "veo-3.1")
+    fal = next(s for s in veo["suppliers"] if s["provider"] == "fal")
+    listed = {size: Decimal(p) for size, p in fal["price_per_second"].items()}
+    assert listed == {size: price * 2 for size, price in table.per_second.items()}
+    assert fal["price_version"] == "v-doubled"

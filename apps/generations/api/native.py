@@ -265,10 +265,11 @@ class ModelListApi(OrgScopedAPIView):
         org = request.organization
         policy = selectors.routing_policy(org=org)
         keys = selectors.supplier_keys(org=org)
+        price = selectors.catalog_pricer()  # the prices in effect (the price history), one query
         data = []
         for canonical in catalog.canonical_ids():
             try:
-                route = selectors.route_for(org=org, model_id=canonical, policy=policy, keys=keys)
+                route = selectors.route_for(org=org, model_id=canonical, policy=policy, keys=keys, price=price)
             except routing.Unroutable:
                 route = routing.Route(
                     requested=canonical,
