@@ -405,11 +405,23 @@ GENERATION_DISPATCH_INTERVAL_SECONDS = env.float("GENERATION_DISPATCH_INTERVAL_S
 GENERATION_LEASE_GRACE_SECONDS = env.float("GENERATION_LEASE_GRACE_SECONDS", default=30.0)
 GENERATION_SUBMIT_LEASE_SECONDS = env.float("GENERATION_SUBMIT_LEASE_SECONDS", default=120.0)
 GENERATION_DOWNLOAD_LEASE_SECONDS = env.float("GENERATION_DOWNLOAD_LEASE_SECONDS", default=300.0)
+# Batches (apps.generations.batches): items per batch, and how many of a batch's items run at once
+# (the default, and the most a request may ask for).
+BATCH_MAX_ITEMS = env.int("BATCH_MAX_ITEMS", default=100)
+BATCH_DEFAULT_CONCURRENCY = env.int("BATCH_DEFAULT_CONCURRENCY", default=4)
+BATCH_MAX_CONCURRENCY = env.int("BATCH_MAX_CONCURRENCY", default=20)
+BATCH_UPLOAD_MAX_BYTES = env.int("BATCH_UPLOAD_MAX_BYTES", default=1024 * 1024)  # the Playground's CSV / JSONL
 CELERY_BEAT_SCHEDULE = {
     # what each key may use, where the provider reports it (the Gemini API's video models)
     "refresh-key-details": {"task": "api_keys.refresh_key_details", "schedule": 24 * 3600.0},
     "dispatch-due-generations": {
         "task": "generations.dispatch_due",
+        "schedule": GENERATION_DISPATCH_INTERVAL_SECONDS,
+        "options": {"expires": GENERATION_DISPATCH_INTERVAL_SECONDS * 2},
+    },
+    # batch items waiting for a free slot whose release was lost (the batches' safety net)
+    "dispatch-waiting-batch-items": {
+        "task": "generations.dispatch_batches",
         "schedule": GENERATION_DISPATCH_INTERVAL_SECONDS,
         "options": {"expires": GENERATION_DISPATCH_INTERVAL_SECONDS * 2},
     },

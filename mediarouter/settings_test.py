@@ -60,6 +60,10 @@ WEBHOOK_DISPATCH_INTERVAL_SECONDS = 1.0
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-generations": {"task": "generations.dispatch_due", "schedule": GENERATION_DISPATCH_INTERVAL_SECONDS},
     "dispatch-due-webhooks": {"task": "webhooks.dispatch_due", "schedule": WEBHOOK_DISPATCH_INTERVAL_SECONDS},
+    "dispatch-waiting-batch-items": {
+        "task": "generations.dispatch_batches",
+        "schedule": GENERATION_DISPATCH_INTERVAL_SECONDS,
+    },
 }
 
 # API throttling stays on, with rates no suite reaches; throttling tests lower them (and clear the

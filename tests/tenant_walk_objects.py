@@ -30,6 +30,7 @@ def build(tenants) -> dict[str, str]:
     objects["token"] = _alice_input_url_token(tenants, video)
     objects.update(_alice_webhook(tenants))
     objects.update(_alice_share(tenants, video))
+    objects["batch_id"] = _alice_batch(tenants)
     return objects
 
 
@@ -46,6 +47,24 @@ def _alice_share(tenants, video) -> dict[str, str]:
         alice = Membership.objects.select_related("organization", "user").get(user=tenants.alice)
         share, token = services.share_create(by=alice, generation=video, include_prompt=False)
     return {"share_id": share.public_id, "share_token": token}
+
+
+def _alice_batch(tenants) -> str:
+    """A batch of alice's with one finished item (so its zip exists)."""
+    from apps.accounts.models import Membership
+    from apps.core.scoping import org_scope
+    from apps.generations import batches
+    from apps.generations.resolve import GenerationRequest
+    from tests.generations.helpers import run_steps
+
+    with org_scope(tenants.org_a):
+        batch = batches.batch_create(
+            by=Membership.objects.select_related("organization", "user").get(user=tenants.alice),
+            requests=[GenerationRequest(model="sandbox-video", prompt="alice's secret batch", seconds=2)],
+            concurrency=1,
+        )
+        run_steps(batch.items.get())
+    return batch.public_id
 
 
 def _alice_webhook(tenants) -> dict[str, str]:

@@ -62,6 +62,8 @@ BODY_ID_PROBES = {
     # a model that needs a key (alice's walk key is a Sora key): the key lookup is reached
     "key_id": ("api-generations", "post", "key_id", {"model": "sora-2", "prompt": "p"}, "json"),
     "after": ("openai-videos", "get", "video_id", {}, "query"),
+    # the list filter by batch: alice's batch id filters charlie's list down to nothing
+    "batch": ("api-generations", "get", "batch_id", {}, "query"),
     # a file id is never accepted (uploads and URLs only): the refusal must not depend on the id
     "file_id": ("openai-videos", "post", "video_id", {"prompt": "p", "model": "sandbox-video"}, "input_reference"),
     # URL kwargs that the parsers also name (apps/generations/forms.py maps service errors by name)

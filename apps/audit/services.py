@@ -31,6 +31,8 @@ ACTIONS = {
     "generation.canceled": "Generation canceled by an operator",
     "generation.marked_failed": "Operator marked a generation failed",
     "generation.refunded": "Operator refunded a charge",
+    "batch.created": "Batch of generations created",
+    "batch.retried": "Failed items of a batch asked again",
 }
 
 

@@ -19,7 +19,7 @@ from apps.billing.prices import catalog_price_versions
 from apps.core.downloads import stored_file_response
 from apps.core.errors import ApplicationError
 from apps.generations import operations, selectors
-from apps.generations.models import Generation, GenerationEvent, State
+from apps.generations.models import Batch, Generation, GenerationEvent, State
 from apps.providers import registry
 
 
@@ -122,6 +122,9 @@ class GenerationAdmin(admin.ModelAdmin):
                     "input_image",
                     "input_image_url",
                     "remix_of",
+                    "batch",
+                    "batch_index",
+                    "batch_waiting",
                     "idempotency_key",
                 )
             },
@@ -284,3 +287,40 @@ def storage_used(obj: Organization) -> str:
     if obj.pk is None:
         return "—"
     return filesizeformat(selectors.organization_storage_bytes(org=obj))
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    """Batches, read-only: their items are generations (filter those by batch in their list)."""
+
+    list_display = (
+        "public_id",
+        "organization",
+        "created_by",
+        "item_count",
+        "concurrency",
+        "estimated_cost",
+        "created_at",
+    )
+    list_filter = ("organization", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("=public_id", "created_by__email", "organization__slug")
+    list_select_related = ("organization", "created_by")
+    show_full_result_count = False
+    readonly_fields = (
+        "public_id",
+        "organization",
+        "created_by",
+        "item_count",
+        "concurrency",
+        "estimated_cost",
+        "idempotency_key",
+        "request_fingerprint",
+        "created_at",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

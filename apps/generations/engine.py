@@ -36,7 +36,7 @@ from apps.billing import ledger
 from apps.core.prepared import PreparedGet, update_returning
 from apps.core.scoping import scoped_organization_id
 from apps.generations import callbacks, inputs, media, routing, storage
-from apps.generations.models import ACTIVE_STATES, POLLING_STATES, Generation, GenerationEvent, State
+from apps.generations.models import ACTIVE_STATES, POLLING_STATES, TERMINAL_STATES, Generation, GenerationEvent, State
 from apps.metrics import instruments as metrics
 from apps.providers import catalog, registry
 from apps.providers.base import GenerationSpec, InputImage, JobState, ProviderError, VideoProvider, submitted
@@ -100,6 +100,11 @@ def transition(gen: Generation, *, from_states, to: str, message: str = "", **fi
                 progress=gen.progress,
                 previous_progress=previous_progress,
             )
+    if gen.batch_id and to in TERMINAL_STATES:
+        from apps.generations import batches  # batches builds on the engine
+
+        # its batch's slot is free: the next waiting item goes, once this change is committed
+        transaction.on_commit(lambda: batches.on_item_finished(gen), robust=True)
     return True
 
 

@@ -159,6 +159,8 @@ class GalleryFilterForm(forms.Form):
     )
     favourite = forms.BooleanField(required=False, label="Favourites only")
     flagged = forms.BooleanField(required=False, label="Not as asked only")
+    # a batch's id (its page links here); anything else is ignored, as any filter that does not parse
+    batch = forms.RegexField(regex=r"^batch_[0-9a-f]{8,32}$", required=False, max_length=40, widget=forms.HiddenInput)
 
     def __init__(self, *args, members, **kwargs):
         super().__init__(*args, **kwargs)
@@ -185,6 +187,7 @@ class GalleryFilterForm(forms.Form):
             tag=data.get("tag") or None,
             favourite=True if data.get("favourite") else None,
             flagged=True if data.get("flagged") else None,
+            batch=(data.get("batch") or "").strip() or None,
         )
 
     def clean_tag(self) -> str:
@@ -205,3 +208,163 @@ class LibraryForm(forms.Form):
 
     def changes(self) -> dict:
         return {name: self.cleaned_data[name] for name in ("favourite", "tag") if name in self.data}
+
+
+# --- the playground's batch mode ----------------------------------------------------------------
+
+BATCH_COLUMNS = ("prompt", "model", "seconds", "duration", "size", "image_url")
+BATCH_UPLOAD_TYPES = {"csv": "CSV", "jsonl": "JSONL", "ndjson": "JSONL"}
+
+
+class BatchForm(forms.Form):
+    """Many videos at once: one prompt per line, or a CSV / JSONL file with a row per video
+    (``prompt`` and optionally ``model``, ``seconds`` (or ``duration``), ``size``, ``image_url``).
+    What a row leaves out comes from the model, duration and size chosen here. Rows are parsed
+    here (with every row's problem named); the batch service checks them against the catalog and
+    the budgets, as a whole."""
+
+    prompts = forms.CharField(
+        required=False,
+        label="Prompts, one per line",
+        widget=forms.Textarea(attrs={"rows": 8, "placeholder": "A red fox in fresh snow\nA paper boat on a calm lake"}),
+    )
+    file = forms.FileField(
+        required=False,
+        label="Or a CSV / JSONL file",
+        help_text="Columns: prompt, and optionally model, seconds (or duration), size, image_url.",
+        widget=forms.FileInput(attrs={"accept": ".csv,.jsonl,.ndjson,text/csv,application/x-ndjson"}),
+    )
+    model = forms.ChoiceField(label="Model")
+    seconds = forms.IntegerField(label="Duration (s)", required=False, min_value=1, max_value=600)
+    size = forms.CharField(label="Size", required=False, max_length=20)
+    concurrency = forms.IntegerField(label="At once", min_value=1)
+
+    def __init__(self, *args, groups: list[ModelGroup], **kwargs):
+        from django.conf import settings
+
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = [(g.label, [(o.value, o.label) for o in g.options]) for g in groups]
+        self.fields["concurrency"] = forms.IntegerField(
+            label="At once",
+            min_value=1,
+            max_value=settings.BATCH_MAX_CONCURRENCY,
+            initial=settings.BATCH_DEFAULT_CONCURRENCY,
+            help_text=f"How many run at the same time (at most {settings.BATCH_MAX_CONCURRENCY}).",
+        )
+        self.requests: list[GenerationRequest] = []
+
+    def clean(self):
+        data = super().clean()
+        text, upload = (data.get("prompts") or "").strip(), data.get("file")
+        if self.errors:
+            return data
+        if text and upload:
+            raise forms.ValidationError("Paste prompts or upload a file, not both.")
+        if not text and not upload:
+            raise forms.ValidationError("Paste at least one prompt, one per line, or upload a CSV or JSONL file.")
+        rows = _rows_from_upload(upload) if upload else [{"prompt": line} for line in text.splitlines() if line.strip()]
+        self.requests = _requests_from_rows(rows, data)
+        return data
+
+
+def _rows_from_upload(upload) -> list[dict]:
+    """The file's rows as dicts: its type from its name (CSV or JSONL), its size bounded, UTF-8."""
+    import csv
+    import io
+    import json
+
+    from django.conf import settings
+
+    extension = (upload.name or "").rsplit(".", 1)[-1].lower()
+    if extension not in BATCH_UPLOAD_TYPES:
+        raise forms.ValidationError("Upload a .csv or .jsonl file.")
+    limit = settings.BATCH_UPLOAD_MAX_BYTES
+    if upload.size > limit:
+        raise forms.ValidationError(f"The file is {upload.size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB.")
+    try:
+        text = upload.read(limit + 1).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise forms.ValidationError("The file is not UTF-8 text.") from None
+    if "\x00" in text:
+        raise forms.ValidationError("The file is not a text file.")
+    if BATCH_UPLOAD_TYPES[extension] == "CSV":
+        reader = csv.DictReader(io.StringIO(text))
+        columns = [c.strip().lower() for c in reader.fieldnames or []]
+        if "prompt" not in columns:
+            raise forms.ValidationError("The CSV needs a header row with a prompt column.")
+        unknown = sorted(set(columns) - set(BATCH_COLUMNS))
+        if unknown:
+            raise forms.ValidationError(f"Unknown CSV columns: {', '.join(unknown)} (use {', '.join(BATCH_COLUMNS)}).")
+        try:
+            return [
+                {k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
+                for row in reader
+                if any((v or "").strip() for v in row.values() if isinstance(v, str))
+            ]
+        except csv.Error as exc:
+            raise forms.ValidationError(f"The CSV does not parse: {exc}.") from None
+    rows, errors = [], []
+    for number, line in enumerate((ln for ln in text.splitlines() if ln.strip()), start=1):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            errors.append(f"Row {number}: not a JSON object.")
+            continue
+        if not isinstance(row, dict):
+            errors.append(f"Row {number}: not a JSON object.")
+            continue
+        unknown = sorted(set(row) - set(BATCH_COLUMNS))
+        if unknown:
+            errors.append(f"Row {number}: unknown fields {', '.join(unknown)}.")
+            continue
+        rows.append(row)
+    if errors:
+        raise forms.ValidationError(errors[:10])
+    return rows
+
+
+def _requests_from_rows(rows: list[dict], defaults: dict) -> list[GenerationRequest]:
+    """Each row as a request (the form's model, duration and size where it has none); every row's
+    problem is reported, numbered from 1."""
+    requests, errors = [], []
+    for number, row in enumerate(rows, start=1):
+        prompt = row.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            errors.append(f"Row {number}: a prompt is required.")
+            continue
+        seconds = row.get("seconds", row.get("duration"))
+        if seconds in (None, ""):
+            seconds = defaults.get("seconds")
+        elif isinstance(seconds, bool) or not (
+            isinstance(seconds, int)
+            or (isinstance(seconds, str) and seconds.strip().isascii() and seconds.strip().isdigit())
+        ):
+            errors.append(f"Row {number}: seconds must be a whole number.")
+            continue
+        values = {}
+        for name in ("model", "size", "image_url"):
+            value = row.get(name)
+            if value not in (None, "") and not isinstance(value, str):
+                errors.append(f"Row {number}: {name} must be text.")
+                break
+            values[name] = (value or "").strip()
+        else:
+            url = values["image_url"]  # checked (scheme, address) by the create service, per row
+            if url and not url.startswith(("https://", "http://")):
+                errors.append(f"Row {number}: image_url must be an https URL.")
+                continue
+            if len(prompt) > PROMPT_MAX:
+                errors.append(f"Row {number}: the prompt is limited to {PROMPT_MAX} characters.")
+                continue
+            requests.append(
+                GenerationRequest(
+                    model=values["model"] or defaults["model"],
+                    prompt=prompt.strip(),
+                    seconds=int(seconds) if seconds not in (None, "") else None,
+                    size=values["size"].lower() or defaults.get("size") or None,
+                    image_url=url or None,
+                )
+            )
+    if errors:
+        raise forms.ValidationError(errors[:10] + ([f"… and {len(errors) - 10} more."] if len(errors) > 10 else []))
+    return requests

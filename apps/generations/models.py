@@ -69,6 +69,12 @@ class Generation(TenantScopedModel):
     input_image_type = models.CharField(max_length=40, blank=True)
     input_image_url = models.URLField(max_length=2000, blank=True)
     remix_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="remixes")
+    # one item of a batch (apps.generations.batches): its position in the batch (a retry of a failed
+    # item is a new generation at the same position), and whether it is held but not yet released
+    # to the engine because the batch's concurrency limit is reached (state created, no alarm set)
+    batch = models.ForeignKey("Batch", on_delete=models.SET_NULL, null=True, blank=True, related_name="items")
+    batch_index = models.PositiveIntegerField(null=True, blank=True)
+    batch_waiting = models.BooleanField(default=False)
     idempotency_key = models.CharField(max_length=200, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
 
@@ -133,6 +139,8 @@ class Generation(TenantScopedModel):
             models.Index(fields=["organization", "-created_at"], name="gen_org_created"),
             models.Index(fields=["state", "next_poll_at"], name="gen_due"),
             models.Index(fields=["organization", "tag"], name="gen_org_tag", condition=~models.Q(tag="")),
+            # the batches' safety net: the few items still waiting for a slot
+            models.Index(fields=["batch"], condition=models.Q(batch_waiting=True), name="gen_batch_waiting"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -166,6 +174,38 @@ class Generation(TenantScopedModel):
     @property
     def is_remix(self) -> bool:
         return self.remix_of_id is not None
+
+
+class Batch(TenantScopedModel):
+    """Many generations asked for at once (the API's ``POST /v1/video/batches``, the Playground's
+    batch mode): estimated and held as a whole up front, then run at most ``concurrency`` at a time.
+
+    The items are Generation rows (``Generation.batch``); everything else a batch reports (states,
+    held, charged) is read from them, so it cannot drift from what the engine and the ledger did.
+    ``estimated_cost`` and ``item_count`` are the batch as it was created (retries add items)."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="batches")
+    public_id = models.CharField(max_length=40, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="batches")
+    concurrency = models.PositiveSmallIntegerField(help_text="At most this many items run at once")
+    item_count = models.PositiveIntegerField()
+    estimated_cost = models.DecimalField(max_digits=12, decimal_places=4, help_text="Held at creation (USD)")
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "created_by", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="uniq_batch_idempotency_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
 
 
 class GenerationEvent(models.Model):

@@ -20,14 +20,22 @@ from apps.core.errors import NotFound
 from apps.core.prepared import PreparedGet
 from apps.core.scoping import scoped_organization_id
 from apps.generations import routing
-from apps.generations.models import NATIVE_STATUS, Generation, GenerationEvent, RoutingPolicy, State
+from apps.generations.models import (
+    ACTIVE_STATES,
+    NATIVE_STATUS,
+    Batch,
+    Generation,
+    GenerationEvent,
+    RoutingPolicy,
+    State,
+)
 from apps.providers import catalog, registry
 
 ZERO_USD = Decimal("0")
 
 
 def generation_queryset(*, org: Organization) -> QuerySet[Generation]:
-    return Generation.objects.filter(organization=org, deleted_at=None).select_related("user", "remix_of")
+    return Generation.objects.filter(organization=org, deleted_at=None).select_related("user", "remix_of", "batch")
 
 
 # compiled to SQL once per thread (apps.core.prepared): see generation_get
@@ -73,6 +81,7 @@ class GenerationFilters:
     tag: str | None = None  # normalized (services.normalize_tag)
     favourite: bool | None = None
     flagged: bool | None = None  # delivered other than asked (output_mismatch)
+    batch: str | None = None  # a batch's public id
 
 
 # field of GenerationFilters -> the condition it adds. Each one is a WHERE clause on the one list
@@ -88,6 +97,7 @@ GENERATION_FILTERS: dict[str, Callable[[Any], Q]] = {
     "tag": lambda v: Q(tag=v),
     "favourite": lambda v: Q(favourite=v),
     "flagged": lambda v: ~Q(output_mismatch=[]) if v else Q(output_mismatch=[]),
+    "batch": lambda v: Q(batch__public_id=v),
 }
 
 
@@ -157,6 +167,113 @@ def generation_file(*, generation: Generation, variant: str = "video") -> Downlo
     else:
         content_type = IMAGE_CONTENT_TYPES.get(extension, "image/jpeg")
     return Download(key=key, filename=f"{generation.public_id}.{extension}", content_type=content_type)
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+
+def batch_get(*, org: Organization, public_id: str) -> Batch | None:
+    return Batch.objects.filter(organization=org, public_id=public_id).select_related("created_by").first()
+
+
+def batch_list(*, org: Organization) -> QuerySet[Batch]:
+    return Batch.objects.filter(organization=org).select_related("created_by").order_by("-created_at", "-id")
+
+
+def _current(rows: list[Generation]) -> list[Generation]:
+    """The latest attempt at each position of a batch (a retry supersedes the failed item)."""
+    latest: dict[int, Generation] = {}
+    for gen in sorted(rows, key=lambda g: (g.batch_index or 0, g.pk)):
+        latest[gen.batch_index or 0] = gen
+    return [latest[index] for index in sorted(latest)]
+
+
+def batch_current_items(*, batch: Batch) -> list[Generation]:
+    """The batch's items in order, each position's latest attempt, with its member (one query)."""
+    rows = Generation.objects.filter(organization_id=batch.organization_id, batch=batch).select_related("user")
+    return _current(list(rows))
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """A batch's items (the latest attempt at each position) and its totals, from the rows."""
+
+    batch: Batch
+    items: list[Generation]
+    attempts: int  # generations made for the batch, retries included
+    estimated: Decimal  # the current items' estimates
+    held: Decimal  # still reserved: the estimates of the items not ended yet
+    charged: Decimal  # the stored videos' charges (retried attempts included)
+    counts: dict[str, int]  # native status -> items; "waiting": held, not yet sent
+
+    @property
+    def finished(self) -> bool:
+        return all(g.is_terminal for g in self.items)
+
+    @property
+    def status(self) -> str:
+        """``in_progress`` while any item runs; then ``completed`` (all stored), ``failed`` (none)
+        or ``partial``."""
+        if not self.finished:
+            return "in_progress"
+        done = self.counts.get("completed", 0)
+        return "completed" if done == len(self.items) else ("failed" if done == 0 else "partial")
+
+    @property
+    def status_label(self) -> str:
+        return {"in_progress": "In progress", "completed": "Done", "partial": "Done, some failed", "failed": "Failed"}[
+            self.status
+        ]
+
+    @property
+    def completed(self) -> list[Generation]:
+        return [
+            g
+            for g in self.items
+            if g.state == State.COMPLETED and g.video_file and g.bytes is not None and g.deleted_at is None
+        ]
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for g in self.items if g.state in (State.FAILED, State.CANCELED))
+
+    @property
+    def percent(self) -> int:
+        if not self.items:
+            return 0
+        return sum(100 if g.is_terminal else (g.progress or 0) for g in self.items) // len(self.items)
+
+
+def _summary(batch: Batch, rows: list[Generation]) -> BatchSummary:
+    items = _current(rows)
+    counts: dict[str, int] = {}
+    for gen in items:
+        status = "waiting" if gen.batch_waiting and gen.state == State.CREATED else NATIVE_STATUS[gen.state]
+        counts[status] = counts.get(status, 0) + 1
+    return BatchSummary(
+        batch=batch,
+        items=items,
+        attempts=len(rows),
+        estimated=sum((g.estimated_cost for g in items), ZERO_USD),
+        held=sum((g.estimated_cost for g in rows if g.state in ACTIVE_STATES), ZERO_USD),
+        charged=sum((g.final_cost for g in rows if g.state == State.COMPLETED and g.final_cost), ZERO_USD),
+        counts=counts,
+    )
+
+
+def batch_summary(*, batch: Batch) -> BatchSummary:
+    """One batch with its items and totals (one query)."""
+    rows = Generation.objects.filter(organization_id=batch.organization_id, batch=batch).select_related("user")
+    return _summary(batch, list(rows))
+
+
+def batch_summaries(*, org: Organization, batches: list[Batch]) -> list[BatchSummary]:
+    """Several batches' totals in one query (the list)."""
+    rows: dict[int, list[Generation]] = {b.pk: [] for b in batches}
+    qs = Generation.objects.filter(organization=org, batch__in=batches).select_related("user")
+    for gen in qs:
+        rows[gen.batch_id].append(gen)
+    return [_summary(b, rows[b.pk]) for b in batches]
 
 
 # --- pages: the playground's model picker -------------------------------------------------

@@ -10,7 +10,9 @@ import hashlib
 import json
 import logging
 import re
+from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -40,7 +42,9 @@ __all__ = [
     "generation_cancel_unchecked",
     "generation_create",
     "generation_delete",
+    "generation_insert",
     "generation_library_set",
+    "generation_prepare",
     "generation_remix",
     "normalize_tag",
     "routing_policy_set",
@@ -78,23 +82,35 @@ def _membership(org: Organization, user: User) -> Membership:
     return membership
 
 
-def generation_create(
+@dataclass(frozen=True)
+class PreparedCreate:
+    """A create request that passed every check that needs no lock (membership, prompt, the
+    catalog's rules, the image, the provider key): what :func:`generation_create` and a batch
+    (:mod:`apps.generations.batches`) insert once the budget check under the lock has passed."""
+
+    membership: Membership
+    request: GenerationRequest
+    prompt: str
+    resolved: ResolvedRequest
+    key: object | None  # the ProviderKey, where the provider needs one
+    image: tuple[bytes, str, str] | None  # validated: (bytes, content type, extension)
+    fingerprint: str
+    remix_of: Generation | None = None
+
+    @property
+    def estimate(self) -> Decimal:
+        return self.resolved.estimate
+
+
+def generation_prepare(
     *,
-    org: Organization,
-    user: User,
+    membership: Membership,
     request: GenerationRequest,
     resolved: ResolvedRequest | None = None,
-    idempotency_key: str = "",
     remix_of: Generation | None = None,
-) -> Generation:
-    """Validate, estimate, check budgets and place a hold, save, and send the job on commit.
-
-    ``resolved``: the request already resolved by the caller (``resolve.resolve_request``, which
-    the native API runs first); otherwise it is resolved here. With an ``idempotency_key``, the
-    same request returns the generation it created the first time (no second job, no second
-    hold); a different request with the same key is a conflict.
-    """
-    membership = _membership(org, user)
+) -> PreparedCreate:
+    """Every check of a create that takes no lock and writes nothing; raises ApplicationError."""
+    org = membership.organization
     prompt = (request.prompt or "").strip()
     if not prompt:
         raise ApplicationError("A prompt is required.", param="prompt")
@@ -105,7 +121,7 @@ def generation_create(
 
     if resolved is None:
         resolved = resolve_request(org=org, request=request, remix_of=remix_of)
-    model, seconds, size = resolved.model, resolved.seconds, resolved.size
+    model = resolved.model
 
     image = None
     if request.image:
@@ -140,19 +156,110 @@ def generation_create(
                 param="model",
                 code="invalid_provider_key",
             )
+    return PreparedCreate(
+        membership=membership,
+        request=request,
+        prompt=prompt,
+        resolved=resolved,
+        key=key,
+        image=image,
+        fingerprint=_fingerprint(request, resolved, remix_of=remix_of.public_id if remix_of else None),
+        remix_of=remix_of,
+    )
 
-    estimate = resolved.estimate
-    fingerprint = _fingerprint(request, resolved, remix_of=remix_of.public_id if remix_of else None)
+
+def save_input_image(prepared: PreparedCreate, gen_id: str) -> tuple[str, str]:
+    """Write the request's image under a key of its own (before any lock is taken, so no create in
+    the organization waits behind an upload); ("", "") without an image."""
+    if prepared.image is None:
+        return "", ""
+    data, input_type, extension = prepared.image
+    input_key = storage.input_key(prepared.membership.organization.slug, gen_id, extension)
+    storage.save_bytes(input_key, data)
+    return input_key, input_type
+
+
+def generation_insert(
+    *,
+    prepared: PreparedCreate,
+    gen_id: str,
+    input_key: str = "",
+    input_type: str = "",
+    idempotency_key: str = "",
+    batch=None,
+    batch_index: int | None = None,
+) -> Generation:
+    """The row, its hold and its first event, inside the caller's transaction, after the budget
+    check under the organization's lock. A batch item is inserted waiting (no alarm, no submit):
+    the batch releases it when a slot is free (``batches``); any other is sent on commit."""
+    org, user = prepared.membership.organization, prepared.membership.user
+    resolved, request, model = prepared.resolved, prepared.request, prepared.resolved.model
+    now = timezone.now()
+    waiting = batch is not None
+    gen = Generation.objects.create(
+        organization=org,
+        public_id=gen_id,
+        user=user,
+        provider_key=prepared.key,
+        provider=model.provider,
+        model=model.id,
+        requested_model=resolved.requested_model[:80],
+        substituted_from=resolved.route.substituted_from if resolved.route else "",
+        audio=request.audio,
+        prompt=prepared.prompt,
+        seconds=resolved.seconds,
+        size=resolved.size,
+        seed=request.seed,
+        negative_prompt=request.negative_prompt or "",
+        input_image=input_key,
+        input_image_type=input_type,
+        input_image_url=request.image_url or "",
+        remix_of=prepared.remix_of,
+        idempotency_key=idempotency_key,
+        request_fingerprint=prepared.fingerprint,
+        batch=batch,
+        batch_index=batch_index,
+        batch_waiting=waiting,
+        state=State.CREATED,
+        next_poll_at=None if waiting else engine.alarm(0),
+        deadline_at=now + timedelta(seconds=settings.GENERATION_DEADLINE_SECONDS),
+        estimated_cost=resolved.estimate,
+        price_version=model.price_version,
+    )
+    ledger.hold(gen)
+    GenerationEvent.objects.create(
+        generation=gen, from_state="", to_state=State.CREATED, message=_requested_message(resolved)
+    )
+    if not waiting:
+        engine.schedule("submit", gen, 0)
+    return gen
+
+
+def generation_create(
+    *,
+    org: Organization,
+    user: User,
+    request: GenerationRequest,
+    resolved: ResolvedRequest | None = None,
+    idempotency_key: str = "",
+    remix_of: Generation | None = None,
+) -> Generation:
+    """Validate, estimate, check budgets and place a hold, save, and send the job on commit.
+
+    ``resolved``: the request already resolved by the caller (``resolve.resolve_request``, which
+    the native API runs first); otherwise it is resolved here. With an ``idempotency_key``, the
+    same request returns the generation it created the first time (no second job, no second
+    hold); a different request with the same key is a conflict.
+    """
+    membership = _membership(org, user)
+    prepared = generation_prepare(membership=membership, request=request, resolved=resolved, remix_of=remix_of)
+    model, estimate = prepared.resolved.model, prepared.estimate
     now = timezone.now()
     # The image is written before the organization's row is locked, so no create in the
     # organization waits behind an upload (S3). Its key is new for every attempt: a create that is
     # refused below, or turns out to be an idempotent replay, deletes it again after the rollback.
     gen_id = public_id("video")
-    input_key, input_type = "", ""
-    if image is not None:
-        data, input_type, extension = image
-        input_key = storage.input_key(org.slug, gen_id, extension)
-        storage.save_bytes(input_key, data)
+    input_key, input_type = save_input_image(prepared, gen_id)
     existing, replayed = None, False
     try:
         with transaction.atomic():
@@ -162,7 +269,7 @@ def generation_create(
                     organization=org, user=user, idempotency_key=idempotency_key
                 ).first()
             if existing is not None:
-                if existing.request_fingerprint != fingerprint:
+                if existing.request_fingerprint != prepared.fingerprint:
                     raise Conflict(
                         "This Idempotency-Key was already used with a different request.",
                         code="idempotency_key_reused",
@@ -170,45 +277,20 @@ def generation_create(
                 replayed = True
                 return existing
             ledger.check_budget(org=locked_org, membership=membership, amount=estimate, period=ledger.period_of(now))
-            gen = Generation.objects.create(
-                organization=org,
-                public_id=gen_id,
-                user=user,
-                provider_key=key,
-                provider=model.provider,
-                model=model.id,
-                requested_model=resolved.requested_model[:80],
-                substituted_from=resolved.route.substituted_from if resolved.route else "",
-                audio=request.audio,
-                prompt=prompt,
-                seconds=seconds,
-                size=size,
-                seed=request.seed,
-                negative_prompt=request.negative_prompt or "",
-                input_image=input_key,
-                input_image_type=input_type,
-                input_image_url=request.image_url or "",
-                remix_of=remix_of,
+            gen = generation_insert(
+                prepared=prepared,
+                gen_id=gen_id,
+                input_key=input_key,
+                input_type=input_type,
                 idempotency_key=idempotency_key,
-                request_fingerprint=fingerprint,
-                state=State.CREATED,
-                next_poll_at=engine.alarm(0),
-                deadline_at=now + timedelta(seconds=settings.GENERATION_DEADLINE_SECONDS),
-                estimated_cost=estimate,
-                price_version=model.price_version,
             )
-            ledger.hold(gen)
-            GenerationEvent.objects.create(
-                generation=gen, from_state="", to_state=State.CREATED, message=_requested_message(resolved)
-            )
-            engine.schedule("submit", gen, 0)
     except BaseException:
-        _discard_input(input_key, unless_saved=(org, gen_id))
+        discard_input(input_key, unless_saved=(org, gen_id))
         raise
     finally:
         if replayed:  # an idempotent replay: the image written for this attempt is not used
-            _discard_input(input_key)
-    logger.info("generation %s created: %s %ss %s", gen.public_id, model.qualified_id, seconds, size)
+            discard_input(input_key)
+    logger.info("generation %s created: %s %ss %s", gen.public_id, model.qualified_id, gen.seconds, gen.size)
     return gen
 
 
@@ -231,7 +313,7 @@ def _requested_message(resolved: ResolvedRequest) -> str:
     return message[:2000]
 
 
-def _discard_input(key: str, *, unless_saved: tuple[Organization, str] | None = None) -> None:
+def discard_input(key: str, *, unless_saved: tuple[Organization, str] | None = None) -> None:
     """Delete an input image no generation refers to (best effort: a leftover is only an orphan,
     which nothing serves). ``unless_saved``: keep it if that generation's row exists after all
     (it committed before a later error, e.g. in an on-commit hook)."""

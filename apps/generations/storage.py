@@ -321,3 +321,26 @@ def delete(key: str) -> None:
 
 def open_for_read(key: str):
     return default_storage.open(key, "rb")
+
+
+READ_CHUNK = 1024 * 1024
+
+
+def iter_chunks(key: str, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
+    """The stored file as chunks, one in memory at a time. On S3 the object's body is read as it
+    arrives (django-storages' file would first copy the whole object into a temporary file);
+    elsewhere the storage's file is read piece by piece."""
+    bucket = getattr(default_storage, "bucket", None) if hasattr(default_storage, "bucket_name") else None
+    if bucket is not None:
+        from storages.utils import clean_name
+
+        # the object's name as django-storages' own _open computes it (its location prefix)
+        body = bucket.Object(default_storage._normalize_name(clean_name(key))).get()["Body"]
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+        return
+    with default_storage.open(key, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            yield chunk

@@ -8,7 +8,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.core.tasks import TenantTask, UnscopedTask
-from apps.generations import engine
+from apps.generations import batches, engine
 
 
 @shared_task(base=TenantTask, name="generations.submit", acks_late=True)
@@ -34,6 +34,11 @@ def download(*, generation_id: int, org_id: int) -> None:
 @shared_task(base=UnscopedTask, name="generations.dispatch_due", acks_late=False)
 def dispatch_due() -> int:
     return engine.generation_dispatch_due()
+
+
+@shared_task(base=UnscopedTask, name="generations.dispatch_batches", acks_late=False)
+def dispatch_batches() -> int:
+    return batches.batch_dispatch_waiting()
 
 
 STEPS = {"submit": submit, "reconcile": reconcile, "poll": poll, "download": download}

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.generations.views import gallery, playground, routing, video
+from apps.generations.views import batches, gallery, playground, routing, video
 
 org_urlpatterns: list = [
     path("playground/", playground.playground, name="playground"),
@@ -11,5 +11,9 @@ org_urlpatterns: list = [
     path("videos/<str:video_id>/content", video.video_content, name="video-content"),
     path("videos/<str:video_id>/delete/", video.video_delete, name="video-delete"),
     path("videos/<str:video_id>/library/", video.video_library, name="video-library"),
+    path("batches/", batches.batch_list, name="batches"),
+    path("batches/<str:batch_id>/", batches.batch_detail, name="batch-detail"),
+    path("batches/<str:batch_id>/retry/", batches.batch_retry, name="batch-retry"),
+    path("batches/<str:batch_id>/content", batches.batch_content, name="batch-content"),
     path("settings/routing/", routing.routing_settings, name="org-routing"),
 ]

@@ -43,6 +43,29 @@ def generation_or_404(request, video_id: str) -> Generation:
     return gen
 
 
+def native_request(v: dict) -> GenerationRequest:
+    """A validated native create body as the provider-neutral request."""
+    image = image_type = image_url = None
+    if v.get("image"):
+        image, image_type, image_url = parsing.decode_image(v["image"])
+    ratio = None
+    if not v.get("size") and v.get("aspect_ratio"):
+        ratio = parsing.parse_aspect_ratio(v["aspect_ratio"])
+    return GenerationRequest(
+        model=v["model"],
+        prompt=v["prompt"],
+        seconds=v.get("duration"),
+        size=v.get("size"),
+        aspect_ratio=ratio,
+        seed=v.get("seed"),
+        negative_prompt=v.get("negative_prompt", ""),
+        image=image,
+        image_content_type=image_type,
+        image_url=image_url,
+        key_id=v.get("key_id"),
+    )
+
+
 class GenerationCreateApi(OrgScopedAPIView):
     class InputSerializer(serializers.Serializer):
         # strict types (parsing): a number is not a prompt, fullwidth digits are not a duration; no default model
@@ -76,25 +99,7 @@ class GenerationCreateApi(OrgScopedAPIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        image = image_type = image_url = None
-        if v.get("image"):
-            image, image_type, image_url = parsing.decode_image(v["image"])
-        ratio = None
-        if not v.get("size") and v.get("aspect_ratio"):
-            ratio = parsing.parse_aspect_ratio(v["aspect_ratio"])
-        wanted = GenerationRequest(
-            model=v["model"],
-            prompt=v["prompt"],
-            seconds=v.get("duration"),
-            size=v.get("size"),
-            aspect_ratio=ratio,
-            seed=v.get("seed"),
-            negative_prompt=v.get("negative_prompt", ""),
-            image=image,
-            image_content_type=image_type,
-            image_url=image_url,
-            key_id=v.get("key_id"),
-        )
+        wanted = native_request(v)
         webhook_url = v.get("webhook_url", "").strip()
         try:
             if webhook_url:
@@ -126,6 +131,7 @@ class GenerationListApi(OrgScopedAPIView):
             OpenApiParameter("tag", str, required=False, description="Videos with this tag (case-insensitive)"),
             OpenApiParameter("favourite", bool, required=False),
             OpenApiParameter("flagged", bool, required=False, description="Delivered other than asked"),
+            OpenApiParameter("batch", str, required=False, description="Only this batch's items (its id)."),
         ],
         responses={200: inline_serializer("GenerationList", {"data": GenerationOutput(many=True)})},
         summary="List video generations",
@@ -141,6 +147,7 @@ class GenerationListApi(OrgScopedAPIView):
             tag=services.normalize_tag(tag) if tag else None,
             favourite=parsing.bool_param(request, "favourite"),
             flagged=parsing.bool_param(request, "flagged"),
+            batch=request.query_params.get("batch") or None,
         )
         qs = selectors.generation_list(org=request.organization, filters=filters)
         wanted_status = request.query_params.get("status")

@@ -342,3 +342,111 @@ class VideoOutput(serializers.Serializer):
 
 def video(gen: Generation) -> dict:
     return VideoOutput(gen).data
+
+
+# --- batches (native) ------------------------------------------------------------------------
+
+
+def batch_item_data(request, gen: Generation) -> dict:
+    """One position of a batch: its latest attempt, in brief (the full object is the generation's)."""
+    waiting = gen.batch_waiting and gen.state == State.CREATED
+    return {
+        "index": gen.batch_index,
+        "id": gen.public_id,
+        "status": "waiting" if waiting else NATIVE_STATUS[gen.state],
+        "progress": 100 if gen.state == State.COMPLETED else (gen.progress or 0),
+        "model": gen.model,
+        "provider": gen.provider,
+        "prompt": gen.prompt,
+        "duration": gen.seconds,
+        "size": gen.size,
+        "estimated_cost": str(gen.estimated_cost),
+        "cost": str(gen.final_cost) if gen.final_cost is not None else None,
+        "video": (
+            {"url": generation_url(request, gen), "bytes": gen.bytes}
+            if gen.state == State.COMPLETED and gen.video_file
+            else None
+        ),
+        "error": {"code": gen.error_code, "message": gen.error_message} if gen.state == State.FAILED else None,
+    }
+
+
+def batch_data(request, summary, *, items: bool = True) -> dict:
+    """The native ``video.batch`` object: totals always, the items when asked (not in listings)."""
+    batch = summary.batch
+    data = {
+        "id": batch.public_id,
+        "object": "video.batch",
+        "status": summary.status,
+        "concurrency": batch.concurrency,
+        "created_by": batch.created_by.email,
+        "created_at": int(batch.created_at.timestamp()),
+        "totals": {
+            "items": len(summary.items),
+            "attempts": summary.attempts,
+            "currency": "USD",
+            "estimated": str(summary.estimated),
+            "held": str(summary.held),
+            "charged": str(summary.charged),
+            "by_status": {
+                name: summary.counts.get(name, 0)
+                for name in ("waiting", "queued", "in_progress", "completed", "failed", "canceled")
+            },
+        },
+        "content_url": request.build_absolute_uri(reverse("api-batch-content", kwargs={"batch_id": batch.public_id})),
+    }
+    if items:
+        data["items"] = [batch_item_data(request, gen) for gen in summary.items]
+    return data
+
+
+_BATCH_FIELDS = {
+    "id": serializers.CharField(),
+    "object": serializers.CharField(default="video.batch"),
+    "status": serializers.CharField(help_text="`in_progress`, then `completed`, `partial` or `failed`"),
+    "concurrency": serializers.IntegerField(),
+    "created_by": serializers.CharField(),
+    "created_at": serializers.IntegerField(),
+    "totals": inline_serializer(
+        "VideoBatchTotals",
+        {
+            "items": serializers.IntegerField(),
+            "attempts": serializers.IntegerField(),
+            "currency": serializers.CharField(),
+            "estimated": serializers.CharField(),
+            "held": serializers.CharField(),
+            "charged": serializers.CharField(),
+            "by_status": serializers.DictField(child=serializers.IntegerField()),
+        },
+    ),
+    "content_url": serializers.CharField(),
+}
+BATCH = inline_serializer(
+    "VideoBatch",
+    {
+        **_BATCH_FIELDS,
+        "items": inline_serializer(
+            "VideoBatchItem",
+            {
+                "index": serializers.IntegerField(),
+                "id": serializers.CharField(),
+                "status": serializers.CharField(
+                    help_text="`waiting` (held, not sent), `queued`, `in_progress`, `completed`, `failed`, `canceled`"
+                ),
+                "progress": serializers.IntegerField(),
+                "model": serializers.CharField(),
+                "provider": serializers.CharField(),
+                "prompt": serializers.CharField(),
+                "duration": serializers.IntegerField(),
+                "size": serializers.CharField(),
+                "estimated_cost": serializers.CharField(),
+                "cost": serializers.CharField(allow_null=True),
+                "video": serializers.DictField(allow_null=True),
+                "error": serializers.DictField(allow_null=True),
+            },
+            many=True,
+        ),
+    },
+)
+# a listing's batches carry their totals, not their items
+BATCH_SUMMARY = inline_serializer("VideoBatchSummary", _BATCH_FIELDS, many=True)

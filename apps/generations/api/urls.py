@@ -1,7 +1,7 @@
 from django.urls import path
 
 from apps.core.api import by_method
-from apps.generations.api import native, openai
+from apps.generations.api import batches, native, openai
 
 urlpatterns = [
     # MediaRouter-native
@@ -22,6 +22,10 @@ urlpatterns = [
         native.GenerationContentApi.as_view(),
         name="api-generation-content",
     ),
+    path("video/batches", by_method(post=batches.BatchCreateApi, get=batches.BatchListApi), name="api-batches"),
+    path("video/batches/<str:batch_id>", batches.BatchRetrieveApi.as_view(), name="api-batch"),
+    path("video/batches/<str:batch_id>/retry", batches.BatchRetryApi.as_view(), name="api-batch-retry"),
+    path("video/batches/<str:batch_id>/content", batches.BatchContentApi.as_view(), name="api-batch-content"),
     path("providers", native.ProviderListApi.as_view(), name="api-providers"),
     path("models", native.ModelListApi.as_view(), name="api-models"),
     path(

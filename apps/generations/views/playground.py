@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 from apps.billing.selectors import budget_status
 from apps.core.errors import ApplicationError
 from apps.generations import selectors, services
-from apps.generations.forms import PlaygroundForm
+from apps.generations.forms import BatchForm, PlaygroundForm
 from apps.generations.models import Generation, State
 from apps.generations.resolve import generation_model
 from apps.generations.views.common import with_models
@@ -22,6 +22,7 @@ from apps.providers import catalog
 
 PLAYGROUND = "generations/playground.html"
 RECENT_COUNT = 6
+RECENT_BATCHES = 5
 
 
 def _remix_source(request: HttpRequest, video_id: str | None) -> Generation | None:
@@ -93,10 +94,28 @@ def _create(request: HttpRequest, form: PlaygroundForm, remix: Generation | None
     )
 
 
+def batch_mode_context(request: HttpRequest, form: BatchForm, groups) -> dict:
+    """The Playground in batch mode: the batch form, the budgets and the member's recent batches."""
+    org, membership = request.organization, request.membership
+    org_budget, member_budget = budget_status(org=org, membership=membership)
+    recent = list(selectors.batch_list(org=org).filter(created_by=request.user)[:RECENT_BATCHES])
+    return {
+        "mode": "batch",
+        "batch_form": form,
+        "model_groups": groups,
+        "org_budget": org_budget,
+        "member_budget": member_budget,
+        "recent_batches": selectors.batch_summaries(org=org, batches=recent),
+        "can_generate": membership.can_generate,
+    }
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def playground(request: HttpRequest, org_slug: str) -> HttpResponse:
     groups = selectors.playground_models(org=request.organization)
+    if request.method == "GET" and request.GET.get("mode") == "batch":
+        return render(request, PLAYGROUND, batch_mode_context(request, BatchForm(groups=groups), groups))
     status = 200
     created = None
     if request.method == "POST":
