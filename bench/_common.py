@@ -207,12 +207,17 @@ def start_worker(
     beat: bool = True,
     name: str = "worker",
     pool: str = "prefork",
+    queues: list[str] | None = None,
 ) -> subprocess.Popen:
+    """A Celery worker; ``queues`` (names, e.g. from mediarouter.queues.queue_names()) limits it to
+    those, as the Procfile's programs are (default: every queue)."""
     cmd = [
         PYTHON, "-m", "celery", "-A", "mediarouter", "worker", "--loglevel", "INFO", "--pool", pool,
         "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
         "--hostname", f"bench-{name}-{os.getpid()}@%h",
     ]  # fmt: skip
+    if queues:
+        cmd += ["--queues", ",".join(queues)]
     if beat:
         cmd += ["--beat", "--schedule", str(log.with_suffix(".beat"))]
     proc = procs.start(name, cmd, env=env, log=log)

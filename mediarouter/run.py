@@ -7,9 +7,11 @@ starts
 
 - ``web``: gunicorn, as in the ``Procfile`` but on 127.0.0.1 with gthread workers and a keep-alive
   (a browser or an SDK reuses its connection), a listen backlog of 2048, and ``DEBUG`` off;
-- ``worker`` (the default, submit and poll queues, ``WORKER_CONCURRENCY`` processes), ``downloads``
-  (the download queue, ``DOWNLOAD_CONCURRENCY`` processes: a long download never holds up a poll)
-  and ``beat``: Celery, as in the ``Procfile`` (which also gives polls their own worker);
+- ``worker`` (the default and submit queues, ``WORKER_CONCURRENCY`` processes), ``polls`` (the poll
+  queue, ``POLL_CONCURRENCY`` processes: each batched poll step asks up to
+  ``GENERATION_POLL_CONCURRENCY`` providers at once in threads), ``downloads`` (the download queue,
+  ``DOWNLOAD_CONCURRENCY`` processes: a long download never holds up a poll) and ``beat``: Celery,
+  as in the ``Procfile``;
 
 supervisord restarts any of them that exits (a crash, a kill) while the others keep running, and
 stops all of them on Ctrl-C (SIGINT), SIGTERM or SIGQUIT; the children run in process groups of
@@ -20,8 +22,8 @@ status`` (or ``restart worker``) talks to it over a unix socket that only the ow
 ``--dev`` (``make dev``) runs Django's ``runserver`` (autoreload) with ``DEBUG`` on instead.
 
 Settings: ``PORT`` (8000), ``WEB_CONCURRENCY`` (2 gunicorn workers), ``WEB_THREADS`` (4 threads each),
-``WORKER_CONCURRENCY`` (2 Celery processes), ``DOWNLOAD_CONCURRENCY`` (1), ``CELERY_QUEUE_PREFIX``
-(``mediarouter``), ``MEDIAROUTER_VAR_DIR`` (``.var``). Every program writes its metrics into
+``WORKER_CONCURRENCY`` (2 Celery processes), ``POLL_CONCURRENCY`` (1), ``DOWNLOAD_CONCURRENCY`` (1),
+``CELERY_QUEUE_PREFIX`` (``mediarouter``), ``MEDIAROUTER_VAR_DIR`` (``.var``). Every program writes its metrics into
 ``PROMETHEUS_MULTIPROC_DIR`` (default ``$MEDIAROUTER_VAR_DIR/prometheus``, emptied at each start), which
 ``/metrics`` adds up.
 """
@@ -67,6 +69,7 @@ def programs(
     web_threads: int,
     worker_concurrency: int,
     download_concurrency: int = 1,
+    poll_concurrency: int = 1,
     python: str = sys.executable,
 ) -> list[Program]:
     if dev:
@@ -89,19 +92,15 @@ def programs(
         )  # fmt: skip
     celery = [python, "-m", "celery", "-A", "mediarouter"]
     queues = queue_names()
-    # 2 cores: submits and polls (short provider calls) share one pool; downloads have their own
-    worker = [
-        *celery,
-        "worker",
-        "--hostname",
-        "worker@%h",
-        "--queues",
-        f"{queues['default']},{queues['submit']},{queues['poll']}",
-    ]
+    # each kind of step has its own pool: a burst of submits or a long download never holds up the
+    # poll step (one process polls hundreds of jobs a second: apps.generations.polling)
+    worker = [*celery, "worker", "--hostname", "worker@%h", "--queues", f"{queues['default']},{queues['submit']}"]
+    polls = [*celery, "worker", "--hostname", "polls@%h", "--queues", queues["poll"]]
     downloads = [*celery, "worker", "--hostname", "downloads@%h", "--queues", queues["download"]]
     return [
         web,
         Program("worker", [*worker, "--loglevel", "INFO", "--concurrency", str(worker_concurrency)], 200),
+        Program("polls", [*polls, "--loglevel", "INFO", "--concurrency", str(poll_concurrency)], 220),
         Program("downloads", [*downloads, "--loglevel", "INFO", "--concurrency", str(download_concurrency)], 250),
         Program("beat", [*celery, "beat", "--loglevel", "INFO"], 300),
     ]
@@ -217,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         web_threads=_int_env("WEB_THREADS", 4),
         worker_concurrency=_int_env("WORKER_CONCURRENCY", 2),
         download_concurrency=_int_env("DOWNLOAD_CONCURRENCY", 1),
+        poll_concurrency=_int_env("POLL_CONCURRENCY", 1),
         python=python,
     )
     var_dir = Path(os.environ.get("MEDIAROUTER_VAR_DIR") or BASE_DIR / ".var").resolve()

@@ -190,7 +190,7 @@ CELERY_QUEUE_NAMES = queues.queue_names(CELERY_QUEUE_PREFIX)  # {"default": pref
 CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_NAMES["default"]
 # a worker started without -Q (``celery -A mediarouter worker``) consumes all of them
 CELERY_TASK_QUEUES = [Queue(name) for name in CELERY_QUEUE_NAMES.values()]
-CELERY_TASK_ROUTES = {  # glob patterns: a batched variant of a step (generations.poll_batch) follows it
+CELERY_TASK_ROUTES = {  # glob patterns: the batched poll step (generations.poll_due) follows poll
     "generations.submit*": {"queue": CELERY_QUEUE_NAMES["submit"]},
     "generations.reconcile*": {"queue": CELERY_QUEUE_NAMES["submit"]},
     "generations.poll*": {"queue": CELERY_QUEUE_NAMES["poll"]},
@@ -205,7 +205,13 @@ _STEP_TIME_LIMITS = {
 }
 CELERY_TASK_ANNOTATIONS = {
     f"generations.{task}": {"soft_time_limit": _STEP_TIME_LIMITS[kind], "time_limit": _STEP_TIME_LIMITS[kind] + 30}
-    for task, kind in (("submit", "submit"), ("reconcile", "submit"), ("poll", "poll"), ("download", "download"))
+    for task, kind in (
+        ("submit", "submit"),
+        ("reconcile", "submit"),
+        ("poll", "poll"),
+        ("poll_due", "poll"),
+        ("download", "download"),
+    )
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -411,7 +417,31 @@ BATCH_MAX_ITEMS = env.int("BATCH_MAX_ITEMS", default=100)
 BATCH_DEFAULT_CONCURRENCY = env.int("BATCH_DEFAULT_CONCURRENCY", default=4)
 BATCH_MAX_CONCURRENCY = env.int("BATCH_MAX_CONCURRENCY", default=20)
 BATCH_UPLOAD_MAX_BYTES = env.int("BATCH_UPLOAD_MAX_BYTES", default=1024 * 1024)  # the Playground's CSV / JSONL
+# The batched poll step (apps.generations.polling): beat sends it every interval (and it re-sends
+# itself while batches come back full); each claims up to BATCH_SIZE due jobs and asks their
+# providers with CONCURRENCY threads, at most SUPPLIER_CONCURRENCY calls in flight and
+# SUPPLIER_RATE calls/s per supplier (0: no limit; <SLUG>_POLL_CONCURRENCY and <SLUG>_POLL_RATE
+# override one supplier's), per worker process. A claimed job is due again after LEASE_SECONDS if
+# its step died (longer than the poll step's hard time limit).
+GENERATION_POLL_STEP_INTERVAL_SECONDS = env.float("GENERATION_POLL_STEP_INTERVAL_SECONDS", default=1.0)
+# how long one step keeps taking jobs as they fall due (so they wait hundredths of a second, not
+# up to a beat interval); at most the interval, so beat's next message does not queue behind it
+GENERATION_POLL_STEP_WINDOW_SECONDS = env.float(
+    "GENERATION_POLL_STEP_WINDOW_SECONDS", default=GENERATION_POLL_STEP_INTERVAL_SECONDS
+)
+GENERATION_POLL_BATCH_SIZE = env.int("GENERATION_POLL_BATCH_SIZE", default=200)
+GENERATION_POLL_CONCURRENCY = env.int("GENERATION_POLL_CONCURRENCY", default=16)
+GENERATION_POLL_SUPPLIER_CONCURRENCY = env.int("GENERATION_POLL_SUPPLIER_CONCURRENCY", default=16)
+GENERATION_POLL_SUPPLIER_RATE = env.float("GENERATION_POLL_SUPPLIER_RATE", default=0.0)
+GENERATION_POLL_LEASE_SECONDS = env.float("GENERATION_POLL_LEASE_SECONDS", default=120.0)
+
 CELERY_BEAT_SCHEDULE = {
+    "poll-due-generations": {
+        "task": "generations.poll_due",
+        "schedule": GENERATION_POLL_STEP_INTERVAL_SECONDS,
+        # a backed-up poll worker drops stale ticks instead of running them all late
+        "options": {"expires": max(GENERATION_POLL_STEP_INTERVAL_SECONDS * 2, 2.0)},
+    },
     # what each key may use, where the provider reports it (the Gemini API's video models)
     "refresh-key-details": {"task": "api_keys.refresh_key_details", "schedule": 24 * 3600.0},
     "dispatch-due-generations": {

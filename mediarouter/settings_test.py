@@ -57,7 +57,10 @@ GENERATION_POLL_MIN_SECONDS = 0.3
 GENERATION_POLL_MAX_SECONDS = 2.0
 GENERATION_DISPATCH_INTERVAL_SECONDS = 1.0
 WEBHOOK_DISPATCH_INTERVAL_SECONDS = 1.0
+GENERATION_POLL_STEP_INTERVAL_SECONDS = 0.3
+GENERATION_POLL_STEP_WINDOW_SECONDS = 0.1  # a test worker runs every queue in two processes
 CELERY_BEAT_SCHEDULE = {
+    "poll-due-generations": {"task": "generations.poll_due", "schedule": GENERATION_POLL_STEP_INTERVAL_SECONDS},
     "dispatch-due-generations": {"task": "generations.dispatch_due", "schedule": GENERATION_DISPATCH_INTERVAL_SECONDS},
     "dispatch-due-webhooks": {"task": "webhooks.dispatch_due", "schedule": WEBHOOK_DISPATCH_INTERVAL_SECONDS},
     "dispatch-waiting-batch-items": {

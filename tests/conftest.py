@@ -111,11 +111,12 @@ def tenants(db) -> Tenants:
 
 @pytest.fixture
 def celery_worker(transactional_db, tmp_path):
-    """A real Celery worker process (prefork, 2 children) on this run's queue; tasks sent from the
+    """A real Celery worker process (prefork, 2 children) on this run's queue, with beat: polls are
+    the beat-driven poll step's (apps.generations.polling), as in production. Tasks sent from the
     test go through the real broker while the fixture is active."""
     from tests.worker import WorkerProcess, broker_mode, purge_queue, wait_until_ready
 
-    worker = WorkerProcess(tmp_path / "worker.log")
+    worker = WorkerProcess(tmp_path / "worker.log", beat=True)
     with broker_mode():
         purge_queue()  # messages an earlier test left behind would delay this worker
         worker.start()

@@ -9,20 +9,25 @@ The lifecycle (see docs/ARCHITECTURE.md):
 Every step (``generation_submit``, ``generation_reconcile_submit``, ``generation_poll``,
 ``generation_download``) is called by one thin Celery task (``apps.generations.tasks``). Every
 state change is a conditional UPDATE on the expected state (:func:`transition`), so two workers
-acting on one row cannot both win. Each step schedules its follow-up with a countdown
+acting on one row cannot both win. A submit or download schedules its follow-up with a countdown
 (:func:`schedule`) *and* moves ``next_poll_at`` to that time plus a grace period (:func:`alarm`):
 if the message is lost or the worker dies, the dispatcher (:func:`generation_dispatch_due`, run by
-beat) sends the step again. Nothing ever sleeps on a provider.
+beat) sends the step again. Polls are not messages: a queued or running job's ``next_poll_at`` is
+simply when it is due (:func:`due_in`), and the batched poll step (``apps.generations.polling``)
+claims due jobs by the hundred and polls them concurrently; :func:`generation_poll` is the same
+decision for one job, now (a callback, an operator's retry). Nothing ever sleeps on a provider.
 
 Public primitives: :func:`transition`, :func:`note`, :func:`schedule`, :func:`alarm`,
-:func:`backoff`, :func:`poll_delay`, :func:`fail` (ends a job and releases its hold) and
-:func:`adapter_for` (the only place a generation's key is decrypted).
+:func:`due_in`, :func:`backoff`, :func:`poll_delay`, :func:`fail` (ends a job and releases its
+hold) and :func:`adapter_for` (the only place a generation's key is decrypted); a poll's decision
+(:func:`status_call`, :func:`decide_poll`, :func:`apply_poll`), shared by both poll paths.
 """
 
 from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -39,7 +44,15 @@ from apps.generations import callbacks, inputs, media, routing, storage
 from apps.generations.models import ACTIVE_STATES, POLLING_STATES, TERMINAL_STATES, Generation, GenerationEvent, State
 from apps.metrics import instruments as metrics
 from apps.providers import catalog, registry
-from apps.providers.base import GenerationSpec, InputImage, JobState, ProviderError, VideoProvider, submitted
+from apps.providers.base import (
+    GenerationSpec,
+    InputImage,
+    JobState,
+    JobStatus,
+    ProviderError,
+    VideoProvider,
+    submitted,
+)
 from apps.webhooks import services as webhooks
 
 logger = logging.getLogger(__name__)
@@ -269,8 +282,8 @@ def generation_submit(*, generation_id: int) -> None:
     if gen is None:
         return
     if gen.provider_job_id:
-        if transition(gen, from_states=[State.CREATED, State.SUBMITTING], to=State.QUEUED, next_poll_at=alarm(0)):
-            schedule("poll", gen, 0)
+        # due now: the next poll step picks it up
+        transition(gen, from_states=[State.CREATED, State.SUBMITTING], to=State.QUEUED, next_poll_at=_now())
         return
     if gen.state != State.CREATED:
         return
@@ -333,11 +346,11 @@ def _accept_job(gen: Generation, job_id: str, *, via: str, job_data: dict | None
         submitted_at=_now(),
         submit_uncertain=False,
         transient_errors=0,
-        next_poll_at=alarm(first_poll),
+        next_poll_at=due_in(first_poll),  # the poll step claims it then
     ):
         # a callback that came before this answer was stored: read the status now
-        early = bool(gen.callback_digest) and callbacks.arrived_early(gen)
-        schedule("poll", gen, 0 if early else first_poll)
+        if gen.callback_digest and callbacks.arrived_early(gen):
+            schedule("poll", gen, 0)
         return
     # The row moved on while we were submitting (an operator failed it): never lose the job id.
     Generation.objects.filter(pk=gen.pk, provider_job_id="").update(provider_job_id=job_id, provider_job_data=job_data)
@@ -535,50 +548,122 @@ def generation_reconcile_submit(*, generation_id: int) -> None:
         )
 
 
-def generation_poll(*, generation_id: int) -> None:
-    """One status call, then the next step."""
-    gen = _fresh(generation_id)
-    if gen is None or gen.state not in POLLING_STATES:
-        return
-    if _past_deadline(gen):
-        _expire(gen)
-        return
-    key_id = gen.provider_key.public_id if gen.provider_key_id else None
+# --- polling: one status answer, decided once, written by the single or the batched step ------
+
+RUNNING, COMPLETED, CANCELED, FAILED, RETRY, PERMANENT = (
+    "running", "completed", "canceled", "failed", "retry", "permanent"
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """What one status call means for a job, decided before anything is written, so the
+    single-job step (:func:`generation_poll`) and the batched one (``apps.generations.polling``)
+    take exactly the same decisions and differ only in how many rows one statement writes."""
+
+    kind: str  # RUNNING, COMPLETED, CANCELED, FAILED (the provider answered), RETRY, PERMANENT
+    status: JobStatus | None = None
+    error: ProviderError | None = None
+    state: str = ""  # RUNNING: the state the provider reports (queued / in_progress)
+    delay: float = 0.0  # RUNNING, RETRY: seconds until the next status call
+
+
+def expire_if_late(gen: Generation) -> bool:
+    """End a job past its deadline (canceled at the provider where possible); True if it was."""
+    if not _past_deadline(gen):
+        return False
+    _expire(gen)
+    return True
+
+
+def status_call(adapter: VideoProvider, gen: Generation) -> JobStatus | ProviderError:
+    """The provider's status call, timed for apps/metrics. No database access: the batched step
+    runs it in a thread pool."""
     try:
         with metrics.POLL_SECONDS.labels(gen.provider).time():
-            status = adapter_for(gen).status(gen.provider_job_id, job_data=gen.provider_job_data)
+            return adapter.status(gen.provider_job_id, job_data=gen.provider_job_data)
     except ProviderError as exc:
+        return exc
+
+
+def decide_poll(gen: Generation, answer: JobStatus | ProviderError) -> PollResult:
+    """The decision for one status answer (or error). Pure: reads ``gen``, writes nothing."""
+    if isinstance(answer, ProviderError):
+        if answer.permanent:
+            return PollResult(PERMANENT, error=answer)
+        return PollResult(RETRY, error=answer, delay=backoff(gen.transient_errors, answer.retry_after))
+    if answer.state in (JobState.QUEUED, JobState.IN_PROGRESS):
+        state = State.QUEUED if answer.state == JobState.QUEUED else State.IN_PROGRESS
+        delay = _poll_interval(gen, poll_delay(gen.poll_count, answer.poll_after))
+        return PollResult(RUNNING, status=answer, state=state, delay=delay)
+    if answer.state == JobState.COMPLETED:
+        return PollResult(COMPLETED, status=answer)
+    if answer.state == JobState.CANCELED:
+        return PollResult(CANCELED, status=answer)
+    return PollResult(FAILED, status=answer)
+
+
+def due_in(delay: float) -> datetime:
+    """``next_poll_at`` for a job to be polled again in ``delay`` seconds: the batched poll step
+    (beat, every GENERATION_POLL_STEP_INTERVAL_SECONDS) claims it once that time has passed."""
+    return _now() + timedelta(seconds=delay)
+
+
+def running_fields(result: PollResult) -> dict:
+    """The columns a still-running answer writes, whether through :func:`transition` or the
+    batched step's one UPDATE for many jobs."""
+    assert result.status is not None
+    return {
+        "progress": result.status.progress,
+        "provider_status": result.status.raw_status[:40],
+        "poll_count": F("poll_count") + 1,
+        "transient_errors": 0,
+        "next_poll_at": due_in(result.delay),
+    }
+
+
+def writes_quietly(gen: Generation, result: PollResult, *, events_wanted: bool = True) -> bool:
+    """A still-running answer that keeps the state and makes no webhook event: ``transition()``
+    would write only the columns of :func:`running_fields` (no event row, no outbox), so a plain
+    UPDATE conditional on the state does the same for a whole batch. ``events_wanted=False``: the
+    organization has no webhook endpoint, so a progress step records nothing either."""
+    if result.kind != RUNNING or result.state != gen.state:
+        return False
+    if not events_wanted:
+        return True
+    progress = result.status.progress if result.status else None
+    return not webhooks.makes_event(
+        from_state=gen.state, state=result.state, progress=progress, previous_progress=gen.progress
+    )
+
+
+def apply_poll(gen: Generation, result: PollResult, *, record_success: bool = True) -> None:
+    """Write one decision: the next poll time, or the transition with its side effects (download,
+    release, fallback, events). ``record_success=False`` when the caller records the supplier's
+    health for a whole batch at once."""
+    key_id = gen.provider_key.public_id if gen.provider_key_id else None
+    if result.error is not None:
+        exc = result.error
         _record_health(gen, key_id, exc)
-        if exc.permanent:
+        if result.kind == PERMANENT:
             _provider_failure(gen, exc)
             return
-        delay = backoff(gen.transient_errors, exc.retry_after)
         Generation.objects.filter(pk=gen.pk, state__in=POLLING_STATES).update(
             poll_count=F("poll_count") + 1,
             transient_errors=F("transient_errors") + 1,
-            next_poll_at=alarm(delay),
+            next_poll_at=due_in(result.delay),
             updated_at=_now(),
         )
-        note(gen, f"Status check failed, retrying in {delay:.0f}s: {exc.message}")
-        schedule("poll", gen, delay)
+        note(gen, f"Status check failed, retrying in {result.delay:.0f}s: {exc.message}")
         return
 
-    routing.circuit_record(gen.provider, key_id, ok=True)  # the supplier answered: not failing
-    if status.state in (JobState.QUEUED, JobState.IN_PROGRESS):
-        delay = _poll_interval(gen, poll_delay(gen.poll_count, status.poll_after))
-        new_state = State.QUEUED if status.state == JobState.QUEUED else State.IN_PROGRESS
-        if transition(
-            gen,
-            from_states=POLLING_STATES,
-            to=new_state,
-            progress=status.progress,
-            provider_status=status.raw_status[:40],
-            poll_count=F("poll_count") + 1,
-            transient_errors=0,
-            next_poll_at=alarm(delay),
-        ):
-            schedule("poll", gen, delay)
-    elif status.state == JobState.COMPLETED:
+    if record_success:
+        routing.circuit_record(gen.provider, key_id, ok=True)  # the supplier answered: not failing
+    status = result.status
+    assert status is not None
+    if result.kind == RUNNING:
+        transition(gen, from_states=POLLING_STATES, to=result.state, **running_fields(result))
+    elif result.kind == COMPLETED:
         previous_poll = gen.updated_at  # the row's last write: the previous poll (apps/metrics)
         if transition(
             gen,
@@ -594,7 +679,7 @@ def generation_poll(*, generation_id: int) -> None:
         ):
             metrics.observe_detection_lag(gen.provider, previous_poll=previous_poll, now=gen.updated_at)
             schedule("download", gen, 0)
-    elif status.state == JobState.CANCELED:
+    elif result.kind == CANCELED:
         Generation.objects.filter(pk=gen.pk).update(poll_count=F("poll_count") + 1)
         fail(gen, code="canceled", message="Canceled at the provider.", state=State.CANCELED)
     else:
@@ -604,11 +689,24 @@ def generation_poll(*, generation_id: int) -> None:
         code = status.error_code or "generation_failed"
         message = status.error_message or "The provider could not generate this video. No charge."
         if routing.supplier_failed_for_its_own_reasons(code) and _resubmit_allowed(gen):
-            key_id = gen.provider_key.public_id if gen.provider_key_id else None
             routing.circuit_record(gen.provider, key_id, ok=False)
             if fall_back(gen, after_failure=f"{code}: {message}"):
                 return
         fail(gen, code=code, message=message)
+
+
+def generation_poll(*, generation_id: int) -> None:
+    """One status call for one job, now: a provider's callback, an operator's retry, a submit
+    whose callback came early. Every other poll is the batched step's (apps.generations.polling),
+    which runs the same :func:`decide_poll` and :func:`apply_poll`."""
+    gen = _fresh(generation_id)
+    if gen is None or gen.state not in POLLING_STATES or expire_if_late(gen):
+        return
+    try:
+        answer = status_call(adapter_for(gen), gen)
+    except ProviderError as exc:  # adapter_for: the key is gone or unreadable, the provider unknown
+        answer = exc
+    apply_poll(gen, decide_poll(gen, answer))
 
 
 def _resubmit_allowed(gen: Generation) -> bool:
@@ -774,16 +872,22 @@ STEP_FOR_STATE = {
 }
 
 
+# the states whose step is a message the dispatcher re-sends; polling states need none: the batched
+# poll step (apps.generations.polling) claims every job whose next_poll_at has passed
+DISPATCHED_STATES = (State.CREATED, State.SUBMITTING, State.DOWNLOADING)
+
+
 def generation_dispatch_due(*, limit: int = 500) -> int:
-    """The safety net, run by beat every few seconds across all organizations: every active
-    generation whose alarm has passed gets its step sent again (lost message, dead worker), and
-    jobs past their deadline are ended. Claims each row with a conditional UPDATE, so several
-    beats or dispatchers never double-send. Returns how many steps were sent."""
+    """The safety net, run by beat every few seconds across all organizations: every submitting,
+    reconciling or downloading generation whose alarm has passed gets its step sent again (lost
+    message, dead worker), and jobs past their deadline are ended. Claims each row with a
+    conditional UPDATE, so several beats or dispatchers never double-send. Returns how many steps
+    were sent. (Polls are not messages: see apps.generations.polling.)"""
     from apps.generations import tasks
 
     now = _now()
     due = list(
-        Generation.all_orgs.filter(state__in=ACTIVE_STATES, next_poll_at__lte=now)
+        Generation.all_orgs.filter(state__in=DISPATCHED_STATES, next_poll_at__lte=now)
         .order_by("next_poll_at")
         .values("pk", "organization_id", "state", "next_poll_at")[:limit]
     )

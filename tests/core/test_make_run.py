@@ -89,16 +89,19 @@ def test_supervisord_config_follows_var_dir_and_port():
         assert options.server_configs[0]["file"] == str(run_dir / "supervisor.sock")
         assert options.server_configs[0]["chmod"] == 0o700
         progs = _programs(options)
-        assert set(progs) == {"web", "worker", "downloads", "beat"}
+        assert set(progs) == {"web", "worker", "polls", "downloads", "beat"}
         python = str(tmp / "venv 5%" / "python")
         web = progs["web"].command
         assert web.startswith(f"'{python}' -m gunicorn mediarouter.wsgi --bind 127.0.0.1:8123 --workers 3 ")
         assert "--worker-class gthread --threads 5 --keep-alive 5 --backlog 2048" in web
-        # downloads have a pool of their own: a long one never holds up submits and polls
+        # polls and downloads have pools of their own: a long download or a burst of submits never
+        # holds up the poll step
         q = queue_names()  # this test run's prefix (CELERY_QUEUE_PREFIX), else "mediarouter"
         assert progs["worker"].command.endswith(
-            f"worker --hostname worker@%h --queues {q['default']},{q['submit']},{q['poll']}"
-            " --loglevel INFO --concurrency 2"
+            f"worker --hostname worker@%h --queues {q['default']},{q['submit']} --loglevel INFO --concurrency 2"
+        )
+        assert progs["polls"].command.endswith(
+            f"worker --hostname polls@%h --queues {q['poll']} --loglevel INFO --concurrency 1"
         )
         assert progs["downloads"].command.endswith(
             f"worker --hostname downloads@%h --queues {q['download']} --loglevel INFO --concurrency 1"
@@ -107,7 +110,9 @@ def test_supervisord_config_follows_var_dir_and_port():
             assert program.autorestart is not False and program.killasgroup is True
             assert program.directory == str(ROOT)
         # beat stops first, web last
-        assert progs["beat"].priority > progs["downloads"].priority > progs["worker"].priority > progs["web"].priority
+        order = ["web", "worker", "polls", "downloads", "beat"]
+        priorities = [progs[name].priority for name in order]
+        assert priorities == sorted(set(priorities))
     finally:
         shutil.rmtree(tmp)
 
@@ -368,7 +373,7 @@ def test_make_run_serves_like_production_restarts_crashes_and_stops_on_ctrl_c(ma
 
     # a SIGKILLed worker and beat come back, new processes, while web keeps answering
     old = make_run.running_pids()
-    assert set(old) == {"web", "worker", "downloads", "beat"}, make_run.supervisorctl("status").stdout
+    assert set(old) == {"web", "worker", "polls", "downloads", "beat"}, make_run.supervisorctl("status").stdout
     old_pool = {p: c for p, c in make_run.processes().items() if (_proc_stat(p) or ("", 0, 0))[1] == old["worker"]}
     assert len(old_pool) == 2, old_pool  # WORKER_CONCURRENCY's default
     killed = {p: s[2] for p in (old["worker"], old["beat"]) if (s := _proc_stat(p))}

@@ -3,12 +3,15 @@ prepared queries on (MEDIAROUTER_PREPARED_QUERIES) and off (the default: the pla
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from apps.core.prepared import PreparedGet, update_returning
 from apps.core.scoping import ScopeError, org_scope, scoped_organization_id, scopes_disabled
@@ -173,13 +176,15 @@ def test_a_poll_is_two_queries_and_keeps_the_counters_in_step(tenants, monkeypat
     monkeypatch.setattr(engine, "schedule", lambda step, g, delay: sent.append((step, g.poll_count, delay)))
     events = GenerationEvent.all_orgs.filter(generation_id=gen.pk).count()
     assert isinstance(tasks.poll, TenantTask)
+    before = timezone.now()
     with CaptureQueriesContext(connection) as queries:
         tasks.poll(generation_id=gen.pk, org_id=tenants.org_a.pk)
     sql = [q["sql"].split()[0] for q in queries.captured_queries]
     assert sql == ["SELECT", "UPDATE"], [q["sql"][:80] for q in queries.captured_queries]
-    assert sent == [("poll", 5, 1.0)]
+    assert sent == []  # no message for the next poll: the row's next_poll_at is the poll step's cue
     gen.refresh_from_db()
     assert (gen.poll_count, gen.progress) == (5, 45)
+    assert before + timedelta(seconds=1.0) <= gen.next_poll_at <= timezone.now() + timedelta(seconds=1.0)
     assert GenerationEvent.all_orgs.filter(generation_id=gen.pk).count() == events
     # crossing a 10 % step is a video.in_progress event: one more query, for the endpoints
     status = JobStatus(state=JobState.IN_PROGRESS, progress=55, raw_status="in_progress", poll_after=1.0)

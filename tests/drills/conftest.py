@@ -20,11 +20,13 @@ from apps.generations.models import Generation, State
 from tests.generations.helpers import assert_ledger_balanced
 
 # Short leases so the dispatcher (beat, every second in the test settings) rescues a killed
-# worker's steps within seconds; a read timeout of 2 s so "very slow" provider answers time out.
+# worker's steps, and the poll step re-takes the jobs a killed step had claimed, within seconds;
+# a read timeout of 2 s so "very slow" provider answers time out.
 DRILL_ENV = {
     "PROVIDER_READ_TIMEOUT": "2",
     "GENERATION_SUBMIT_LEASE_SECONDS": "4",
     "GENERATION_DOWNLOAD_LEASE_SECONDS": "6",
+    "GENERATION_POLL_LEASE_SECONDS": "6",
 }
 
 

@@ -176,8 +176,13 @@ def test_the_poll_interval_stretches_only_when_callbacks_are_on(tenants, setting
     with org_scope(tenants.org_a):
         engine._accept_job(with_cb, "cgt-1", via="submitted")
         engine._accept_job(without, "cgt-2", via="submitted")
-    assert scheduled == [("poll", with_cb.pk, 60.0), ("poll", without.pk, engine.poll_delay(0, None))]
-    assert engine.poll_delay(0, None) < 60
+    assert scheduled == []  # no poll messages: next_poll_at is when the poll step takes each
+    first = engine.poll_delay(0, None)
+    assert first < 60
+    with_cb.refresh_from_db()
+    without.refresh_from_db()
+    assert (with_cb.next_poll_at - with_cb.submitted_at).total_seconds() >= 60
+    assert first <= (without.next_poll_at - without.submitted_at).total_seconds() < 60
 
 
 @pytest.mark.django_db
