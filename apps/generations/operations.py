@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import Organization
@@ -21,7 +23,7 @@ from apps.billing import ledger
 from apps.core.errors import ApplicationError
 from apps.core.scoping import org_scope
 from apps.generations import engine, services, storage
-from apps.generations.models import ACTIVE_STATES, Generation, State
+from apps.generations.models import ACTIVE_STATES, POLLING_STATES, Generation, State
 
 logger = logging.getLogger(__name__)
 
@@ -127,12 +129,21 @@ class Finding:
 
 def find_stuck(*, now=None, limit: int = 1000) -> list[Finding]:
     """Active generations whose next step is overdue (a dead worker, a lost message), uncertain
-    submits, and jobs past their deadline."""
+    submits, and jobs past their deadline.
+
+    A polling job's ``next_poll_at`` is when it is due (the batched poll step takes it then, with
+    no message to lose), so it counts as stuck only once it is later than the lease grace; other
+    states carry the grace in their alarm already (``engine.alarm``)."""
     now = now or timezone.now()
+    grace = timedelta(seconds=float(settings.GENERATION_LEASE_GRACE_SECONDS))
     rows = (
         Generation.all_orgs.select_related("organization", "provider_key", "remix_of")
         .filter(state__in=ACTIVE_STATES)
-        .filter(next_poll_at__lte=now)
+        .filter(
+            Q(state__in=POLLING_STATES, next_poll_at__lte=now - grace)
+            | (~Q(state__in=POLLING_STATES) & Q(next_poll_at__lte=now))
+            | Q(deadline_at__lte=now)
+        )
         .order_by("next_poll_at")[:limit]
     )
     findings = []

@@ -58,6 +58,19 @@ def test_reconcile_resolves_stuck_jobs_and_is_idempotent(tenants):
     assert stuck.submit_attempts == 1
 
 
+def test_reconcile_leaves_polling_jobs_that_are_merely_due(tenants, settings):
+    """The batched poll step takes a polling job when it falls due: that is not stuck. Only a job
+    later than the lease grace is (a dead poll worker)."""
+    settings.GENERATION_LEASE_GRACE_SECONDS = 30
+    due, late = _gen(tenants), _gen(tenants)
+    now = timezone.now()
+    Generation.all_orgs.filter(pk=due.pk).update(state=State.IN_PROGRESS, next_poll_at=now - timedelta(seconds=5))
+    Generation.all_orgs.filter(pk=late.pk).update(state=State.IN_PROGRESS, next_poll_at=now - timedelta(seconds=90))
+    out = _call("reconcile_generations", "--dry-run")
+    assert late.public_id in out and "would run poll" in out
+    assert due.public_id not in out
+
+
 def test_reconcile_fails_jobs_past_their_deadline_without_charge(tenants):
     gen = _gen(tenants)
     Generation.all_orgs.filter(pk=gen.pk).update(
