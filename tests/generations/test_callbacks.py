@@ -355,12 +355,19 @@ def test_a_callback_before_the_submit_answer_makes_the_accept_step_poll_at_once(
 
 
 @pytest.fixture
-def push_engine(request, live_server, monkeypatch, settings):
+def live_engine_env(live_server, settings):
+    """The worker (and this process) ask for callbacks at ``live_server`` and poll once a minute;
+    ``live_engine`` gives these tests a worker of their own with this environment."""
+    env = {"PROVIDER_CALLBACK_BASE_URL": live_server.url, "PROVIDER_CALLBACK_POLL_SECONDS": "60"}
+    settings.PROVIDER_CALLBACK_BASE_URL = live_server.url
+    settings.PROVIDER_CALLBACK_POLL_SECONDS = 60.0
+    return env
+
+
+@pytest.fixture
+def push_engine(live_engine, live_engine_env):
     """``live_engine`` whose worker asks for callbacks at ``live_server`` and polls once a minute."""
-    for name, value in (("PROVIDER_CALLBACK_BASE_URL", live_server.url), ("PROVIDER_CALLBACK_POLL_SECONDS", "60")):
-        monkeypatch.setenv(name, value)  # the worker's environment (tests/worker.py copies it)
-        setattr(settings, name, value if name.endswith("URL") else float(value))
-    return request.getfixturevalue("live_engine")
+    return live_engine
 
 
 def _create(tenants, model: str):

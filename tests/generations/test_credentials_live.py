@@ -26,7 +26,7 @@ def identity():
 
 
 @pytest.fixture
-def live_worker_env(tmp_path, identity):
+def live_engine_env(tmp_path, identity):
     """The worker (another process) trusts the test's root CA, as production trusts the C2PA list."""
     anchors = tmp_path / "anchors.pem"
     anchors.write_bytes(identity.root_pem)

@@ -50,7 +50,7 @@ def server_without_kling(transactional_db, tmp_path):
             try:
                 requests.get(f"{base}/healthz", timeout=1)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
                 time.sleep(0.2)
         else:
             raise AssertionError((tmp_path / "server.log").read_text())

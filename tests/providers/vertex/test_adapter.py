@@ -5,6 +5,7 @@ streamed decoding of inline videos."""
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import json
 from decimal import Decimal
@@ -508,6 +509,13 @@ def test_a_rate_limit_without_a_delay_waits_the_header_or_a_default():
     assert first.value.retry_after == 7.0 and second.value.retry_after == 10.0
 
 
+@functools.cache
+def _one_adapter() -> VertexProvider:
+    """One adapter for every example: building one loads (and checks) the RSA key, a tenth of a
+    second that the error parsing under test does not need."""
+    return build()
+
+
 @hsettings(max_examples=150, deadline=None)
 @given(
     body=st.recursive(
@@ -533,7 +541,7 @@ def test_error_parsing_survives_any_json_shape(body, status):
     assert delay is None or delay >= 0
     response = requests.Response()
     response.status_code = status
-    error = build()._error(response, body)
+    error = _one_adapter()._error(response, body)
     assert isinstance(error, ProviderError) and error.status_code == status
     assert error.permanent == (status not in (409, 429) and status < 500)
 
