@@ -57,7 +57,7 @@ bench: $(VENV)/.installed-dev
 ##      test suite itself never writes them (needs Debian's chromium)
 .PHONY: screenshots
 screenshots: $(VENV)/.installed-dev
-	MEDIAROUTER_SCREENSHOTS=1 $(PY) -m pytest tests/browser/test_team_journey.py::test_team_journey -q
+	MEDIAROUTER_SCREENSHOTS=1 $(PY) -m pytest tests/browser/test_team_journey.py::test_team_journey tests/browser/test_batch_journey.py tests/browser/test_share_link.py -q
 
 clean:
 	rm -rf .var/test .pytest_cache

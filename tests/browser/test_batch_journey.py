@@ -14,6 +14,8 @@ from django.test import Client
 
 from apps.generations.models import Batch, Generation
 
+from .conftest import screenshot
+
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 PROMPTS = [f"a paper boat on a calm lake, take {i}" for i in range(1, 21)]
@@ -56,6 +58,7 @@ def test_twenty_pasted_prompts_run_with_live_progress_and_download_as_one_zip(
     assert seen_running
     assert page.locator('table.batch-items tr[data-state="completed"]').count() == 20
     assert page.locator('[data-total="charged"]').inner_text() == "$20.00"
+    screenshot(page, "batch")
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download zip (20 videos)").click()

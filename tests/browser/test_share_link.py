@@ -19,6 +19,8 @@ from apps.generations.models import Generation, State
 from apps.providers.sandbox.adapter import render_mp4
 from apps.sharing.models import ShareLink
 
+from .conftest import screenshot
+
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
@@ -89,6 +91,7 @@ def test_a_share_link_opens_logged_out_plays_and_stops_when_revoked(live_server,
     player.evaluate("v => v.paused && v.play()")
     guest.wait_for_function("v => v.currentTime > 0.2", arg=player.element_handle())
     assert guest.context.cookies() == []
+    screenshot(guest, "share-page")
 
     alice.once("dialog", lambda dialog: dialog.accept())  # hx-confirm
     alice.get_by_role("button", name="Revoke").click()
