@@ -12,4 +12,4 @@ RUN SECRET_KEY=build FERNET_KEYS=$(python -c "from cryptography.fernet import Fe
 RUN useradd --create-home app && mkdir -p /var/lib/mediarouter/metrics && chown app /var/lib/mediarouter/metrics
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "mediarouter.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-", "--logger-class", "mediarouter.logging.GunicornLogger"]
+CMD ["gunicorn", "mediarouter.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", "--threads", "4", "--keep-alive", "5", "--backlog", "2048", "--access-logfile", "-", "--logger-class", "mediarouter.logging.GunicornLogger"]

@@ -182,6 +182,26 @@ def start_gunicorn(procs: Procs, env: dict, log: Path, *, workers: int = 3, thre
     return f"http://127.0.0.1:{port}"
 
 
+def procfile_web(port: int) -> list[str]:
+    """The ``Procfile``'s ``web`` command (the production setup), its ``${VAR:-default}`` expanded
+    from this environment, bound to 127.0.0.1:``port``."""
+    import shlex
+
+    line = next(x for x in (ROOT / "Procfile").read_text().splitlines() if x.startswith("web:"))
+    line = re.sub(r"\$\{PORT:-\d+\}", str(port), line.split(":", 1)[1])
+    line = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m.group(1), m.group(2)), line)
+    argv = shlex.split(line.replace("0.0.0.0:", "127.0.0.1:"))
+    return [PYTHON, "-m", "gunicorn", *argv[1:]] if argv[0] == "gunicorn" else argv
+
+
+def start_procfile_web(procs: Procs, env: dict, log: Path, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
+    """gunicorn as the ``Procfile`` starts it (plus ``extra`` options: the last one wins)."""
+    port = free_port()
+    proc = procs.start("gunicorn", [*procfile_web(port), *extra], env=env, log=log)
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc, log)
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 40.0) -> None:
     import requests
 

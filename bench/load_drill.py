@@ -1,7 +1,8 @@
 """Load drill: 200 concurrent API clients for 60 s against gunicorn with production settings.
 
-Starts, on 127.0.0.1: a fresh PostgreSQL database (``mediarouter_bench_load``), Redis db 11,
-gunicorn (``DJANGO_ENV=production``), one Celery worker (+beat) and the OpenAI emulator (jobs of
+Starts, on 127.0.0.1: a fresh PostgreSQL database (``mediarouter_bench_load``), Redis
+(``BENCH_REDIS_URL``), gunicorn as the ``Procfile`` starts it (``DJANGO_ENV=production``), one
+Celery worker (+beat) and the OpenAI emulator (jobs of
 5 s). The clients are threads with a ``requests.Session`` each, spread over 4 processes so the
 load generator is not limited by one interpreter lock. Each client loops: 10 % create, 15 % list,
 75 % retrieve of a random generation. Throttles are raised via the environment.
@@ -79,7 +80,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--processes", type=int, default=4)
-    parser.add_argument("--web-workers", type=int, default=3)
+    parser.add_argument("--web-workers", type=int, default=0, help="gunicorn workers (default: the Procfile's)")
     args = parser.parse_args()
     if args.quick:
         args.clients, args.seconds = 50, 10.0
@@ -91,22 +92,22 @@ def main() -> int:
     _emu, emu_url = c.start_emulator(
         procs, work / "emulator.log", args=["--job-seconds", "5", "--poll-after-ms", "2000"]
     )
-    env = c.production_env(db_name=db, var_dir=work, redis_url="redis://127.0.0.1:6379/11", OPENAI_BASE_URL=emu_url)
+    env = c.production_env(db_name=db, var_dir=work, OPENAI_BASE_URL=emu_url)
     c.flush_redis(env["REDIS_URL"])
     c.migrate(env)
     c.django_setup(env)
     from tests.emulators.sora import API_KEY
 
     tenant = c.create_tenant(sora_api_key=API_KEY)
-    base = c.start_gunicorn(procs, env, work / "gunicorn.log", workers=args.web_workers)
+    # the production setup: the Procfile's web line (gthread workers with keep-alive)
+    extra = ["--workers", str(args.web_workers)] if args.web_workers else []
+    _web, base = c.start_procfile_web(procs, env, work / "gunicorn.log", extra)
     c.start_worker(procs, env, work / "worker.log", concurrency=2, beat=True)
     import requests
 
     headers = {"Authorization": f"Bearer {tenant['token']}"}
     ids = [requests.post(f"{base}/v1/video/generations", json=BODY, headers=headers).json()["id"] for _ in range(20)]
-    print(
-        f"{args.clients} clients for {args.seconds:g} s against {base} (gunicorn x{args.web_workers}); logs in {work}"
-    )
+    print(f"{args.clients} clients for {args.seconds:g} s against {base} (the Procfile's web line); logs in {work}")
 
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
@@ -143,7 +144,7 @@ def main() -> int:
         ("latency max", f"{max(latencies) * 1000:.0f} ms" if latencies else "-", "", ""),
     ]
     c.print_machine()
-    c.print_table(f"Load drill ({args.clients} clients, {args.seconds:g} s, gunicorn x{args.web_workers})", rows)
+    c.print_table(f"Load drill ({args.clients} clients, {args.seconds:g} s, the Procfile's gunicorn)", rows)
     return 0
 
 

@@ -87,7 +87,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "apps.core.middleware.ContentSecurityPolicyMiddleware",  # django-csp, a fixed policy on /v1/
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.core.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -125,7 +125,10 @@ TEMPLATES = [
 if envsecret("DATABASE_URL"):
     DATABASES = {"default": env.db_url_config(envsecret("DATABASE_URL"))}
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=True)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, whose health check polls the socket instead of a SELECT 1 per request
+        DATABASES["default"]["ENGINE"] = "apps.core.backends.postgresql"
 else:
     DATABASES = {
         "default": {
@@ -138,6 +141,10 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # Kept open between requests, as on PostgreSQL: opening a SQLite connection (its PRAGMAs,
+            # Django's SQL functions) cost ~1 ms of every `make run` request (bench/api_overhead.py).
+            "CONN_MAX_AGE": env.int("DB_CONN_MAX_AGE", default=60),
+            "CONN_HEALTH_CHECKS": env.bool("DB_CONN_HEALTH_CHECKS", default=True),
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -358,9 +365,10 @@ API_THROTTLE_ORG_RATE = os.environ.get("API_THROTTLE_ORG_RATE")
 # at most this long after the change (at once in the process that made it). 0 disables.
 API_TOKEN_CACHE_SECONDS = env.float("API_TOKEN_CACHE_SECONDS", default=5.0)
 # Hot-path reads compiled to SQL by hand (apps.core.prepared.PreparedGet, on Django's compiler
-# internals): ~0.7 ms less per API retrieve. Off: the plain ORM. On: only on a tested Django
-# (the system check core.E001 refuses any other).
-MEDIAROUTER_PREPARED_QUERIES = env.bool("MEDIAROUTER_PREPARED_QUERIES", default=False)
+# internals): half the server's CPU of an API retrieve (0.8 of 1.6 ms on the embedded default,
+# bench/RESULTS.md), which the 3 ms retrieve target needs. On only on a tested Django (the system
+# check core.E001 refuses any other); false: the plain ORM.
+MEDIAROUTER_PREPARED_QUERIES = env.bool("MEDIAROUTER_PREPARED_QUERIES", default=True)
 SPECTACULAR_SETTINGS = {
     "TITLE": "MediaRouter API",
     "DESCRIPTION": "One API for AI video generation across providers.",

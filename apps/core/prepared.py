@@ -1,12 +1,14 @@
 """Hot-path queries: prepared single-row reads (an ORM query compiled to SQL once per thread and
 database, then run with new parameters) and ``UPDATE … RETURNING``.
 
-**Fenced.** :class:`PreparedGet` runs on Django's compiler internals, so it is off unless
-``MEDIAROUTER_PREPARED_QUERIES`` is on, and even then only on a Django version it was tested with
+**Fenced.** :class:`PreparedGet` runs on Django's compiler internals, so it runs only while
+``MEDIAROUTER_PREPARED_QUERIES`` is on (the default) and only on a Django version it was tested with
 (:data:`TESTED_DJANGO_VERSIONS`; ``apps.core.checks`` refuses to start on any other). Off, it runs
 the same QuerySet through the ORM (``.get()``): same results, ~0.6 ms more per call on a 50-column row
-(``bench/prepared.py``). :func:`update_returning` is small, single-table and always on: it only
-appends ``RETURNING`` to the SQL of ``QuerySet.update()`` (see its docstring).
+(``bench/prepared.py``), ~0.8 ms of an embedded retrieve's 1.6 ms (``bench/api_overhead.py``): on
+by default since the API's retrieve target became 3 ms as the client sees it.
+:func:`update_returning` is small, single-table and always on: it only appends ``RETURNING`` to the
+SQL of ``QuerySet.update()`` (see its docstring).
 
 For the hottest reads only (an API client polling its job), where turning the QuerySet into SQL
 costs more CPU than PostgreSQL spends running it: compiling ``Generation`` (≈50 columns) with its
@@ -70,7 +72,7 @@ class PreparedGet:
     paths: build it on an unscoped manager with the organization as a parameter, and check the
     active scope first (:func:`apps.core.scoping.scoped_organization_id`).
 
-    With prepared queries off (the default, :func:`prepared_queries_enabled`) a call is
+    With prepared queries off (:func:`prepared_queries_enabled`) a call is
     ``build(**values).get()`` on the ORM: nothing is compiled by hand, and a second matching row
     raises ``MultipleObjectsReturned`` instead of being ignored.
 
