@@ -63,6 +63,7 @@ def test_a_team_generates_with_fal_and_replicate(live_server, live_engine, tenan
     wait_finished(card)
     pinned = Generation.all_orgs.get(prompt="The same kite at dusk")
     rep = catalog.get_model("replicate/seedance-2.0")
+    assert pinned.state == "completed", pinned.state
     assert pinned.provider == "replicate" and pinned.final_cost == rep.cost(seconds=pinned.seconds, size=pinned.size)
     assert fal.stats()["jobs_created"] == 1 and replicate.stats()["jobs_created"] == 1
 

@@ -48,10 +48,15 @@ def generate(page, *, prompt: str, model: str, seconds: str | None = None):
     if seconds is not None:
         with page.expect_response(lambda r: "/playground/" in r.url and r.request.method == "GET"):
             page.locator("#id_seconds").select_option(seconds)
+    # the cards already on the page: until htmx has swapped the answer in, the previous job's card
+    # is still the ``job-new`` one, and reading it would wait on the wrong (finished) video
+    before = page.locator("article.job").evaluate_all("cards => cards.map(c => c.dataset.video)")
     with page.expect_response(lambda r: "/playground/" in r.url and r.request.method == "POST") as answer:
         page.get_by_role("button", name="Generate").click()
     assert answer.value.status == 200, answer.value.text()
-    video_id = page.locator("article.job-new").get_attribute("data-video")
+    fresh = page.locator("article.job-new" + "".join(f":not([data-video='{v}'])" for v in before))
+    expect()(fresh).to_have_count(1)
+    video_id = fresh.get_attribute("data-video")
     card = page.locator(f"article.job[data-video={video_id}]")
     expect()(card).to_be_visible()
     return card

@@ -35,7 +35,7 @@ def _production_page(var_dir):
         DJANGO_ENV="production",
         SECRET_KEY="x" * 64,
         FERNET_KEYS=Fernet.generate_key().decode(),
-        DATABASE_URL="sqlite:////tmp/mediarouter-headers-test.sqlite3",
+        DATABASE_URL=f"sqlite:///{var_dir}/headers.sqlite3",  # its own file: two runs side by side
         REDIS_URL="redis://127.0.0.1:6379/14",
         ALLOWED_HOSTS="mr.example.com",
         EMAIL_URL="smtp+tls://mr:mail-password@smtp.example.com:587",  # production refuses console mail
