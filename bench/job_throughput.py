@@ -1,10 +1,11 @@
 """Job throughput: 1,000 (or 10,000) generations in flight against an OpenAI emulator.
 
 Starts, on 127.0.0.1: a fresh PostgreSQL database (``--db``, default ``mediarouter_bench_jobs``),
-Redis (``BENCH_REDIS_URL``, default db 13), and the production layout of Celery workers (as
-``make run`` and the Procfile start them): ``worker`` (default + submit queues, ``--concurrency``),
-``polls`` (the poll queue: the batched poll step, ``--poll-concurrency``), ``downloads`` (the
-download queue, ``--download-concurrency``) and beat, all with ``DJANGO_ENV=production`` and the
+Redis (``BENCH_REDIS_URL``, default db 13), and the production layout of Celery workers (as the
+Procfile and docker-compose start them; ``make run`` starts the same programs with one polls and one
+downloads process): ``worker`` (default + submit queues, ``--concurrency`` 2), ``polls`` (the poll
+queue: the batched poll step, ``--poll-concurrency`` 2), ``downloads`` (the download queue,
+``--download-concurrency`` 2) and beat, all with ``DJANGO_ENV=production`` and the
 engine's default timings (``--all-in-one`` puts every queue on one worker instead). The OpenAI
 emulator runs in this process (so it counts status calls per job and knows when each job
 finished). Generations are created with ``services.generation_create`` in this process.
@@ -82,8 +83,12 @@ def main() -> int:
     parser.add_argument("--hint-ms", type=int, default=5000, help="the emulator's openai-poll-after-ms")
     parser.add_argument("--video-bytes", type=int, default=1024 * 1024)
     parser.add_argument("--concurrency", type=int, default=2, help="the default+submit worker's processes")
-    parser.add_argument("--poll-concurrency", type=int, default=1, help="the polls worker's processes")
-    parser.add_argument("--download-concurrency", type=int, default=1, help="the downloads worker's processes")
+    parser.add_argument(
+        "--poll-concurrency", type=int, default=2, help="the polls worker's processes (the Procfile's default)"
+    )
+    parser.add_argument(
+        "--download-concurrency", type=int, default=2, help="the downloads worker's processes (the Procfile's default)"
+    )
     parser.add_argument("--all-in-one", action="store_true", help="one worker on every queue (--concurrency)")
     parser.add_argument("--pool", default="prefork", help="the workers' pool: prefork (processes) or threads")
     parser.add_argument("--db", default="mediarouter_bench_jobs", help="the bench's own database (dropped first)")
@@ -197,10 +202,12 @@ def main() -> int:
 
     gens = list(Generation.all_orgs.filter(organization=org))
     states = Counter(g.state for g in gens)
+    # the change into ``downloading`` (the poll that saw it done), not the notes the download step
+    # adds while in that state ("Not as asked: ..." is a downloading -> downloading event)
     detected_at = dict(
-        GenerationEvent.all_orgs.filter(generation__organization=org, to_state=State.DOWNLOADING).values_list(
-            "generation_id", "at"
-        )
+        GenerationEvent.all_orgs.filter(generation__organization=org, to_state=State.DOWNLOADING)
+        .exclude(from_state=State.DOWNLOADING)
+        .values_list("generation_id", "at")
     )
     lags, detection, answered, actual, minimum, ratios = [], [], [], 0, 0, []
     with emulator.lock:

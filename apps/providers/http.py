@@ -45,6 +45,9 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024**3
 MAX_REDIRECTS = 5
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
 
+# a provider read slower than this is logged at INFO (faster successful reads at DEBUG)
+SLOW_READ_MS = 1000.0
+
 _session: requests.Session | None = None
 _session_lock = threading.Lock()
 
@@ -180,7 +183,18 @@ def request(
         )
         raise _network_error(method, url, exc) from None
     elapsed = (time.monotonic() - started) * 1000
-    logger.info("provider %s %s -> %s in %.0f ms", method, redacted(url), response.status_code, elapsed)
+    # a successful read (a status poll: thousands a minute at scale) is DEBUG; every write, every
+    # error answer and every slow read stays INFO. At INFO, 16 poll threads logging each call spent
+    # a third of their samples waiting on the log handler's lock (py-spy, bench/RESULTS.md).
+    quiet = method == "GET" and response.status_code < 400 and elapsed < SLOW_READ_MS
+    logger.log(
+        logging.DEBUG if quiet else logging.INFO,
+        "provider %s %s -> %s in %.0f ms",
+        method,
+        redacted(url),
+        response.status_code,
+        elapsed,
+    )
     return response
 
 

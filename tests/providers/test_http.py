@@ -115,6 +115,25 @@ def test_logs_never_show_headers_query_or_body(caplog):
         assert secret not in text
 
 
+@responses.activate
+def test_a_successful_quick_read_is_debug_and_writes_errors_and_slow_reads_are_info(caplog, monkeypatch):
+    responses.get("https://api.example.com/v1/videos/ok", json={"status": "in_progress"})
+    responses.get("https://api.example.com/v1/videos/gone", status=404, json={})
+    responses.post("https://api.example.com/v1/videos", json={"id": "v"})
+    with caplog.at_level(logging.DEBUG, logger="apps.providers.http"):
+        for method, path in (("GET", "videos/ok"), ("GET", "videos/gone"), ("POST", "videos")):
+            http.request(method, f"https://api.example.com/v1/{path}", headers={})
+        monkeypatch.setattr(http, "SLOW_READ_MS", -1.0)  # every read is "slow" now
+        http.request("GET", "https://api.example.com/v1/videos/ok", headers={})
+    levels = [(r.levelname, r.getMessage().split(" -> ")[0]) for r in caplog.records]
+    assert levels == [
+        ("DEBUG", "provider GET https://api.example.com/v1/videos/ok"),
+        ("INFO", "provider GET https://api.example.com/v1/videos/gone"),
+        ("INFO", "provider POST https://api.example.com/v1/videos"),
+        ("INFO", "provider GET https://api.example.com/v1/videos/ok"),
+    ]
+
+
 def test_parse_retry_after_forms():
     assert http.parse_retry_after({"Retry-After": "7"}) == 7.0
     assert http.parse_retry_after({"retry-after-ms": "1500", "Retry-After": "9"}) == 1.5
