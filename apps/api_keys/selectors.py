@@ -87,6 +87,15 @@ def provider_key_for(*, org: Organization, provider: str, public_id: str | None 
     return qs.order_by("-is_default", "created_at").first()
 
 
+def provider_key_pick(keys, *, provider: str, public_id: str | None = None) -> ProviderKey | None:
+    """:func:`provider_key_for` on keys already read (the organization's ``provider_key_list``, as
+    the router read them for this request): no query, the same choice."""
+    mine = [key for key in keys if key.provider == provider]
+    if public_id is not None:
+        return next((key for key in mine if key.public_id == public_id), None)
+    return min(mine, key=lambda key: (not key.is_default, key.created_at), default=None)
+
+
 @dataclass(frozen=True)
 class KeyProviderOption:
     """A provider a key can be added for, with the fields and shapes its key form takes."""

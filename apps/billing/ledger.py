@@ -89,8 +89,11 @@ def _entry(
         return None  # already recorded: settling is idempotent
 
 
-def hold(generation: Generation) -> UsageEntry | None:
-    return _entry(generation, EntryKind.HOLD, generation.estimated_cost)
+def hold(generation: Generation, *, new: bool = False) -> UsageEntry | None:
+    """The generation's hold of its estimate. ``new``: the generation was inserted in this very
+    transaction, so it cannot have a hold yet: no savepoint around the insert (two statements less
+    on every create)."""
+    return _entry(generation, EntryKind.HOLD, generation.estimated_cost, swallow_duplicate=not new)
 
 
 def has_hold(generation: Generation) -> bool:

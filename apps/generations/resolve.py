@@ -15,11 +15,12 @@ belongs here too, in :func:`_supplier`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from apps.accounts.models import Organization
+from apps.api_keys import selectors as key_selectors
 from apps.billing.prices import catalog_price_effective
 from apps.core.errors import ApplicationError, ValidationFailed
 from apps.generations import selectors
@@ -62,13 +63,16 @@ class ResolvedRequest:
     estimate: Decimal  # USD, at the price in effect (apps.billing.prices; else the catalog's)
     requested_model: str = ""  # what the member named: canonical (routed) or supplier/model (pinned)
     route: Route | None = None  # the router's ordered suppliers (None for a remix: its source's)
+    # the organization's provider keys as the router read them for this request (None for a remix):
+    # the create takes its key from these instead of reading them again
+    provider_keys: tuple | None = field(default=None, compare=False, repr=False)
 
 
 class UnknownModelError(ValidationFailed):
     """The request names no model of the catalog (the native API reports it as ``model_not_found``)."""
 
 
-def _supplier(*, org: Organization, request: GenerationRequest, has_image: bool) -> tuple[ModelInfo, Route]:
+def _supplier(*, org: Organization, request: GenerationRequest, has_image: bool) -> tuple[ModelInfo, Route, tuple]:
     """The catalog entry a request runs on, for this organization: the router's first usable
     supplier (``apps.generations.routing``) that can do what is asked (duration, size, image).
 
@@ -86,8 +90,11 @@ def _supplier(*, org: Organization, request: GenerationRequest, has_image: bool)
         except ValueError:
             return model.price_range()[1] * Decimal(request.seconds or model.default_seconds)
 
+    keys = tuple(key_selectors.provider_key_list(org=org))
     try:
-        route = selectors.route_for(org=org, model_id=request.model, cost_of=cost_of)
+        route = selectors.route_for(
+            org=org, model_id=request.model, cost_of=cost_of, keys=selectors.supplier_keys(org=org, keys=keys)
+        )
     except catalog.UnknownModel as exc:
         raise UnknownModelError({"model": str(exc)}) from None
     except Unroutable as exc:
@@ -97,8 +104,8 @@ def _supplier(*, org: Organization, request: GenerationRequest, has_image: bool)
         raise ValidationFailed({"model": route.unavailable_message()}, code="model_not_available")
     for model in usable:
         if not _errors(model, request, has_image=has_image, is_remix=False):
-            return model, route
-    return (usable or [route.candidates[0].model])[0], route
+            return model, route, keys
+    return (usable or [route.candidates[0].model])[0], route, keys
 
 
 def _errors(model: ModelInfo, request: GenerationRequest, *, has_image: bool, is_remix: bool, size=None) -> dict:
@@ -137,14 +144,14 @@ def resolve_request(
     """
     if has_image is None:
         has_image = bool(request.image or request.image_url)
-    route = None
+    route, keys = None, None
     if remix_of is not None:
         model = generation_model(remix_of)
         if model is None:
             raise UnknownModelError({"model": f"Unknown model {remix_of.model!r}."})
         model = catalog_price_effective(model)  # the price in effect now (the price history), else the catalog's
     else:
-        model, route = _supplier(org=org, request=request, has_image=has_image)  # routed at the prices in effect
+        model, route, keys = _supplier(org=org, request=request, has_image=has_image)  # routed at the prices in effect
     size = request.size
     if not size and request.aspect_ratio:
         size = size_for_aspect_ratio(model, request.aspect_ratio, has_image=has_image)
@@ -166,6 +173,7 @@ def resolve_request(
         estimate=catalog.estimate_cost(model, seconds=seconds, size=size, audio=audio),
         requested_model=(remix_of.requested_model or remix_of.supplier_model) if remix_of else request.model.strip(),
         route=route,
+        provider_keys=keys,
     )
 
 

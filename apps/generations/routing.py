@@ -143,7 +143,8 @@ def route(
         models = [price(m) for m in catalog.suppliers(bare, enabled_only=False)]
         if not models:
             raise catalog.UnknownModel(f"Unknown model {model_id!r}.")
-    candidates = [_candidate(model, keys, today) for model in _order(models, policy, cost_of)]
+    circuits = _circuit_states(models, keys)
+    candidates = [_candidate(model, keys, today, circuits) for model in _order(models, policy, cost_of)]
     if all(c.reason.startswith("retired") for c in candidates):
         # retired everywhere this organization could run it: an explicit substitution rule, or a
         # clear refusal naming the replacement (never a silent substitution)
@@ -151,7 +152,8 @@ def route(
         if bare in policy.substitutions and slug is None:
             substituted_from, bare = bare, policy.substitutions[bare]
             models = [price(m) for m in catalog.suppliers(bare, enabled_only=False)]
-            candidates = [_candidate(model, keys, today) for model in _order(models, policy, cost_of)]
+            circuits = _circuit_states(models, keys)
+            candidates = [_candidate(model, keys, today, circuits) for model in _order(models, policy, cost_of)]
         else:
             note = next((m.shutdown_note for m in models if m.shutdown_note), "")
             hint = f" Use {replacement!r} instead." if replacement else ""
@@ -164,7 +166,21 @@ def route(
     )
 
 
-def _candidate(model: ModelInfo, keys: Mapping[str, tuple], today: date) -> Candidate:
+def _circuit_states(models: Iterable[ModelInfo], keys: Mapping[str, tuple]) -> dict[str, str]:
+    """The circuit state of every supplier of ``models`` and of the key the organization would use
+    there, read from the cache in one round trip (``get_many``) instead of two per supplier."""
+    names = set()
+    for model in models:
+        names.add(_circuit_key(model.provider, None))
+        found = keys.get(model.provider)
+        if found is not None:
+            names.add(_circuit_key(model.provider, found[0]))
+    found_data = cache.get_many(sorted(names))
+    now = _clock()
+    return {name: _state_of(found_data.get(name), now) for name in names}
+
+
+def _candidate(model: ModelInfo, keys: Mapping[str, tuple], today: date, circuits: Mapping[str, str]) -> Candidate:
     cls = registry.get_provider_class(model.provider, allow_disabled=True)
     if not registry.is_enabled(model.provider):
         return Candidate(model, reason="switched off on this server")
@@ -188,7 +204,9 @@ def _candidate(model: ModelInfo, keys: Mapping[str, tuple], today: date) -> Cand
             )
         if status == "invalid":
             return Candidate(model, reason=f"the {cls.label} key was refused by {cls.label}", key_id=key_id)
-    if circuit_state(model.provider) == "open" or (key_id and circuit_state(model.provider, key_id) == "open"):
+    if circuits.get(_circuit_key(model.provider, None)) == "open" or (
+        key_id and circuits.get(_circuit_key(model.provider, key_id)) == "open"
+    ):
         return Candidate(model, reason=f"{cls.label} is failing right now", key_id=key_id)
     return Candidate(model, key_id=key_id)
 
@@ -243,10 +261,13 @@ def _circuit_key(supplier: str, key_id: str | None) -> str:
 
 def circuit_state(supplier: str, key_id: str | None = None) -> str:
     """``closed``, ``open`` or ``half_open`` (open time over: the next request is a probe)."""
-    data = cache.get(_circuit_key(supplier, key_id))
+    return _state_of(cache.get(_circuit_key(supplier, key_id)), _clock())
+
+
+def _state_of(data: dict | None, now: float) -> str:
     if not data or data.get("open_until") is None:
         return "closed"
-    if _clock() < data["open_until"]:
+    if now < data["open_until"]:
         return "open"
     return "half_open"
 

@@ -73,13 +73,41 @@ def _fingerprint(request: GenerationRequest, resolved: ResolvedRequest, *, remix
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
-def _membership(org: Organization, user: User) -> Membership:
-    membership = Membership.objects.select_related("organization", "user").filter(organization=org, user=user).first()
+def _membership(org: Organization, user: User, *, known: Membership | None = None) -> Membership:
+    """The member who creates, refused when not a member or a viewer. ``known``: the membership the
+    caller already read for this request (the API token's, the page's), used without a query; the
+    create reads it again under the organization's lock (:func:`_membership_locked`)."""
+    if known is not None and known.organization_id == org.pk and known.user_id == user.pk:
+        membership = known
+    else:
+        membership = (
+            Membership.objects.select_related("organization", "user").filter(organization=org, user=user).first()
+        )
+    return _may_generate(membership)
+
+
+def _may_generate(membership: Membership | None) -> Membership:
     if membership is None:
         raise PermissionDeniedError("You are not a member of this organization.")
     if not membership.can_generate:
         raise PermissionDeniedError("Viewers cannot generate videos. Ask an owner or admin for the member role.")
     return membership
+
+
+def _membership_locked(org: Organization, user: User) -> Membership:
+    """The member's row with the organization's row locked (``FOR UPDATE OF`` the organization),
+    in one query: the role and limit the budget check uses are read under the lock, and a member
+    removed (or made a viewer) since the request began is refused here."""
+    membership = (
+        Membership.objects.select_related("organization")
+        .select_for_update(of=("organization",))
+        .filter(organization=org, user=user)
+        .order_by()
+        .first()
+    )
+    if membership is not None:
+        membership.user = user
+    return _may_generate(membership)
 
 
 @dataclass(frozen=True)
@@ -135,7 +163,12 @@ def generation_prepare(
     provider_cls = registry.get_provider_class(model.provider)
     key = None
     if provider_cls.requires_key:
-        key = key_selectors.provider_key_for(org=org, provider=model.provider, public_id=request.key_id)
+        if resolved.provider_keys is not None:  # the keys the router read for this request
+            key = key_selectors.provider_key_pick(
+                resolved.provider_keys, provider=model.provider, public_id=request.key_id
+            )
+        else:
+            key = key_selectors.provider_key_for(org=org, provider=model.provider, public_id=request.key_id)
         if key is None and request.key_id:
             # another organization's key, or none at all: the same 404, named for the field
             raise NotFound(
@@ -226,7 +259,7 @@ def generation_insert(
         estimated_cost=resolved.estimate,
         price_version=model.price_version,
     )
-    ledger.hold(gen)
+    ledger.hold(gen, new=True)
     GenerationEvent.objects.create(
         generation=gen, from_state="", to_state=State.CREATED, message=_requested_message(resolved)
     )
@@ -243,15 +276,18 @@ def generation_create(
     resolved: ResolvedRequest | None = None,
     idempotency_key: str = "",
     remix_of: Generation | None = None,
+    membership: Membership | None = None,
 ) -> Generation:
     """Validate, estimate, check budgets and place a hold, save, and send the job on commit.
 
     ``resolved``: the request already resolved by the caller (``resolve.resolve_request``, which
     the native API runs first); otherwise it is resolved here. With an ``idempotency_key``, the
     same request returns the generation it created the first time (no second job, no second
-    hold); a different request with the same key is a conflict.
+    hold); a different request with the same key is a conflict. ``membership``: the caller's
+    membership of ``org`` as already read for this request (the API token's, the page's), which
+    spares a query before the lock; it is read again, authoritatively, under the lock.
     """
-    membership = _membership(org, user)
+    membership = _membership(org, user, known=membership)
     prepared = generation_prepare(membership=membership, request=request, resolved=resolved, remix_of=remix_of)
     model, estimate = prepared.resolved.model, prepared.estimate
     now = timezone.now()
@@ -263,7 +299,9 @@ def generation_create(
     existing, replayed = None, False
     try:
         with transaction.atomic():
-            locked_org = Organization.objects.select_for_update().get(pk=org.pk)
+            # one query: the organization's row locked, and the member's role and limit read under it
+            locked = _membership_locked(org, user)
+            locked_org = locked.organization
             if idempotency_key:
                 existing = Generation.objects.filter(
                     organization=org, user=user, idempotency_key=idempotency_key
@@ -276,7 +314,7 @@ def generation_create(
                     )
                 replayed = True
                 return existing
-            ledger.check_budget(org=locked_org, membership=membership, amount=estimate, period=ledger.period_of(now))
+            ledger.check_budget(org=locked_org, membership=locked, amount=estimate, period=ledger.period_of(now))
             gen = generation_insert(
                 prepared=prepared,
                 gen_id=gen_id,
@@ -328,13 +366,26 @@ def discard_input(key: str, *, unless_saved: tuple[Organization, str] | None = N
 
 
 def generation_remix(
-    *, org: Organization, user: User, source: Generation, prompt: str, idempotency_key: str = ""
+    *,
+    org: Organization,
+    user: User,
+    source: Generation,
+    prompt: str,
+    idempotency_key: str = "",
+    membership: Membership | None = None,
 ) -> Generation:
     """A new video from a completed one with a new prompt, on the same model, length and size."""
     if source.state != State.COMPLETED or source.deleted_at is not None:
         raise ApplicationError("Only a completed video can be remixed.", param="video_id", code="invalid_state")
     request = GenerationRequest(model=source.model, prompt=prompt, seconds=source.seconds, size=source.size)
-    return generation_create(org=org, user=user, request=request, idempotency_key=idempotency_key, remix_of=source)
+    return generation_create(
+        org=org,
+        user=user,
+        request=request,
+        idempotency_key=idempotency_key,
+        remix_of=source,
+        membership=membership,
+    )
 
 
 # --- member actions --------------------------------------------------------------------------

@@ -112,6 +112,7 @@ class GenerationCreateApi(OrgScopedAPIView):
                     request=wanted,
                     resolved=resolved,
                     idempotency_key=parsing.idempotency_key(request),
+                    membership=parsing.token_membership(request),
                 )
                 if webhook_url:
                     webhooks.video_webhook_add(org_id=request.organization.pk, video_id=gen.public_id, url=webhook_url)

@@ -118,6 +118,7 @@ class VideoCreateApi(OrgScopedAPIView):
                 image_url=image_url,
             ),
             idempotency_key=parsing.idempotency_key(request),
+            membership=parsing.token_membership(request),
         )
         return Response(video(gen))
 
@@ -280,5 +281,6 @@ class VideoRemixApi(OrgScopedAPIView):
             source=source,
             prompt=data.validated_data["prompt"],
             idempotency_key=parsing.idempotency_key(request),
+            membership=parsing.token_membership(request),
         )
         return Response(video(gen))

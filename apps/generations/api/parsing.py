@@ -77,6 +77,12 @@ def membership(request) -> Membership:
     )
 
 
+def token_membership(request) -> Membership | None:
+    """The member the API token authenticated (read with the token, no query; possibly from the
+    identity cache): what a create checks before its lock, to read it again under the lock."""
+    return getattr(request.auth, "membership", None)
+
+
 def decode_image(value: str, *, param: str = "image") -> tuple[bytes | None, str | None, str | None]:
     """An https URL or a ``data:<type>;base64,...`` URI. Returns (bytes, type, url)."""
     if value.startswith("data:"):

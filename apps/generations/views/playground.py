@@ -74,7 +74,11 @@ def _create(request: HttpRequest, form: PlaygroundForm, remix: Generation | None
     data = form.cleaned_data
     if remix is not None:
         return services.generation_remix(
-            org=request.organization, user=request.user, source=remix, prompt=data["prompt"]
+            org=request.organization,
+            user=request.user,
+            source=remix,
+            prompt=data["prompt"],
+            membership=request.membership,
         )
     image = data.get("image")
     return services.generation_create(
@@ -91,6 +95,7 @@ def _create(request: HttpRequest, form: PlaygroundForm, remix: Generation | None
             image=image.read(settings.INPUT_IMAGE_MAX_BYTES + 1) if image else None,
             image_content_type=image.content_type if image else None,
         ),
+        membership=request.membership,
     )
 
 
