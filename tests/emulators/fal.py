@@ -847,6 +847,20 @@ class FalEmulator(Emulator):
             for job, body, headers, fault in work:
                 self._post(job, body, headers, fault)
 
+    def sent_webhooks(self, count: int, *, request_id: str | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The logged deliveries (of one job if given), once at least ``count`` are logged.
+
+        A receiver sees a delivery before ``_post`` logs its answer, so a test that waited for the
+        receiver (or for the job) must wait here too before reading the log.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                log = [d for d in self.webhook_log if request_id is None or d["request_id"] == request_id]
+            if len(log) >= count or time.monotonic() >= deadline:
+                return log
+            time.sleep(0.02)
+
     def _post(self, job: Job, body: bytes, headers: dict[str, str], fault: str | None) -> None:
         request = urllib.request.Request(job.webhook or "", data=body, headers=headers, method="POST")
         try:
