@@ -847,7 +847,9 @@ class FalEmulator(Emulator):
             for job, body, headers, fault in work:
                 self._post(job, body, headers, fault)
 
-    def sent_webhooks(self, count: int, *, request_id: str | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
+    def sent_webhooks(
+        self, count: int, *, request_id: str | None = None, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
         """The logged deliveries (of one job if given), once at least ``count`` are logged.
 
         A receiver sees a delivery before ``_post`` logs its answer, so a test that waited for the
