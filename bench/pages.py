@@ -98,6 +98,7 @@ def fill(org, users, count: int, start_index: int) -> None:
                 model=g.model,
                 seconds=g.seconds,
                 period=(g.deadline_at - timedelta(hours=2)).date().replace(day=1),
+                video_day=(g.deadline_at - timedelta(hours=2)).date(),
             )
             entries.append(UsageEntry(kind=EntryKind.HOLD, amount=g.estimated_cost, **common))
             entries.append(UsageEntry(kind=EntryKind.RELEASE, amount=-g.estimated_cost, **common))

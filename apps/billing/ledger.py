@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
+from django.utils import timezone
 
 from apps.accounts.models import Membership, Organization
 from apps.billing.models import EntryKind, UsageEntry
@@ -28,6 +29,12 @@ ZERO = Decimal("0")
 
 def period_of(day) -> date:
     return date(day.year, day.month, 1)
+
+
+def video_day(generation: Generation) -> date:
+    """The day a generation's ledger entries count on in the usage report: the day (in ``TIME_ZONE``)
+    the video was created, whenever the entry is written. Its month is the entry's ``period``."""
+    return timezone.localdate(generation.created_at)
 
 
 def committed(*, org: Organization, period: date, user=None) -> Decimal:
@@ -67,6 +74,7 @@ def _entry(
     """The one constructor of ledger rows. Holds, releases and charges are one per generation:
     a second one hits the unique constraint and is ignored (settling is idempotent), returning
     None. Refunds may repeat (``swallow_duplicate=False``: any database error propagates)."""
+    day = video_day(generation)
     fields = {
         "organization_id": generation.organization_id,
         "user_id": generation.user_id,
@@ -77,7 +85,8 @@ def _entry(
         "model": generation.model,
         "seconds": generation.seconds,
         "price_version": generation.price_version,
-        "period": period_of(generation.created_at),
+        "period": period_of(day),
+        "video_day": day,
         "note": note[:300],
     }
     if not swallow_duplicate:
@@ -132,7 +141,7 @@ def reprice_hold(*, generation: Generation, membership: Membership, amount: Deci
     delta = amount - held
     if delta > 0:
         org = Organization.objects.get(pk=generation.organization_id)
-        check_budget(org=org, membership=membership, amount=delta, period=period_of(generation.created_at))
+        check_budget(org=org, membership=membership, amount=delta, period=period_of(video_day(generation)))
     if delta:
         _entry(generation, EntryKind.ADJUST, delta, note, swallow_duplicate=False)
     return delta

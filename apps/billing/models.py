@@ -23,7 +23,9 @@ class UsageEntry(TenantScopedModel):
     returns it (-), a charge spends (+), a refund gives back (-). ``SUM(amount)`` over a period is
     what is spent or reserved, which is what budgets are checked against; every hold is matched by
     exactly one release. ``period`` is the month of the generation, so a job spanning midnight at
-    the end of a month stays in one month."""
+    the end of a month stays in one month; ``video_day`` is the day the generation was created (in
+    ``TIME_ZONE``), copied here so the usage report reads a date range of entries without joining
+    them to their videos (``ledger.video_day``)."""
 
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="usage_entries")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_entries")
@@ -35,6 +37,7 @@ class UsageEntry(TenantScopedModel):
     seconds = models.PositiveIntegerField()
     price_version = models.CharField(max_length=60, blank=True)
     period = models.DateField(help_text="First day of the month this entry counts in")
+    video_day = models.DateField(help_text="The day (TIME_ZONE) its video was created: the usage report's day")
     note = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -44,13 +47,13 @@ class UsageEntry(TenantScopedModel):
         indexes = [
             models.Index(fields=["organization", "period"], name="usage_org_period"),
             models.Index(fields=["organization", "user", "period"], name="usage_org_user_period"),
-            # The usage report joins a range of generations to their entries: with what it sums
-            # and groups by in the index (key columns: SQLite has no INCLUDE), each entry is read
-            # without its row (an index-only scan; half the time of an aggregate over 20 days of
-            # 100,000 videos: bench/RESULTS.md).
+            # The usage report reads a range of days of one organization's entries and groups them
+            # by kind, supplier, model and member: with what it sums in the index (key columns:
+            # SQLite has no INCLUDE) that is an index-only range scan, no join to the videos
+            # (30 days of a 100,000-video organization: bench/RESULTS.md).
             models.Index(
-                fields=["generation", "kind", "organization", "user", "amount", "provider", "model"],
-                name="usage_gen_kind_cover",
+                fields=["organization", "video_day", "kind", "provider", "model", "user", "amount", "seconds"],
+                name="usage_org_day_cover",
             ),
         ]
         constraints = [

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate, TruncMonth
+from django.contrib.auth import get_user_model
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from apps.accounts.models import Membership, Organization
@@ -20,9 +21,10 @@ from apps.billing.models import EntryKind, UsageEntry
 from apps.core.dates import start_of_day
 from apps.generations.models import Generation, State
 
+User = get_user_model()
 ZERO = Decimal("0")
 SPENT = (EntryKind.CHARGE, EntryKind.REFUND)
-RESERVED = (EntryKind.HOLD, EntryKind.RELEASE)
+RESERVED = (EntryKind.HOLD, EntryKind.ADJUST, EntryKind.RELEASE)  # a hold moves with its adjustments
 
 
 @dataclass
@@ -48,17 +50,26 @@ class UsageReport:
         return self.completed / finished if finished else None
 
 
+def _emails(user_ids) -> dict[int, str]:
+    """The members' emails by user id, in one query (none for no ids)."""
+    if not user_ids:
+        return {}
+    return dict(User.objects.filter(pk__in=user_ids).values_list("pk", "email"))
+
+
 def _ledger_figures(report: UsageReport, entries) -> None:
     """The report's money: totals, and spending by provider, model, member and day, from one
-    grouped query over the range's ledger entries (by kind, provider, model, member and day),
-    added up here. Each figure was a query of its own over the same join of entries and videos,
-    ~100 ms apiece for 30 days of a 100,000-video organization (bench/RESULTS.md); the groups are
-    at most the entries themselves, and far fewer in practice."""
-    rows = (
-        entries.values("kind", "provider", "model", "user__email", day=TruncDate("generation__created_at"))
-        .annotate(cost=Sum("amount"), entries=Count("id"))
+    grouped query over the range's ledger entries (by kind, provider, model, member and the video's
+    day, ``UsageEntry.video_day``), added up here, and one read of the members' emails. The groups
+    are at most the entries themselves, and far fewer in practice. Neither query joins: the join of
+    entries to their videos (for the video's day) and to the members (for the email) was the cost
+    of 30 days of a 100,000-video organization (604 ms; bench/RESULTS.md)."""
+    rows = list(
+        entries.values("kind", "provider", "model", "user_id", day=F("video_day"))
+        .annotate(cost=Sum("amount"), entries=Count("*"))
         .order_by()
     )
+    emails = _emails({row["user_id"] for row in rows})
     by_provider: dict[str, dict] = {}
     by_model: dict[tuple[str, str], dict] = {}
     by_member: dict[str, dict] = {}
@@ -75,7 +86,7 @@ def _ledger_figures(report: UsageReport, entries) -> None:
         for groups, key, fields in (
             (by_provider, row["provider"], {"provider": row["provider"]}),
             (by_model, (row["provider"], row["model"]), {"provider": row["provider"], "model": row["model"]}),
-            (by_member, row["user__email"], {"user__email": row["user__email"]}),
+            (by_member, row["user_id"], {"user__email": emails.get(row["user_id"], "")}),
         ):
             group = groups.setdefault(key, {**fields, "cost": ZERO, "videos": 0})
             group["cost"] += cost
@@ -90,12 +101,11 @@ def _ledger_figures(report: UsageReport, entries) -> None:
 def usage_report(*, org: Organization, start: date, end: date, user=None) -> UsageReport:
     """Costs from the ledger (charges and refunds), counts from generations, for [start, end].
 
-    An entry counts on the day its generation was created, as budgets count it in that month
-    (``UsageEntry.period``): a video created on the 31st and charged on the 1st is the 31st's."""
+    An entry counts on the day its generation was created (``UsageEntry.video_day``), as budgets
+    count it in that month (``UsageEntry.period``): a video created on the 31st and charged on the
+    1st is the 31st's."""
     since, until = start_of_day(start), start_of_day(end + timedelta(days=1))
-    entries = UsageEntry.objects.filter(
-        organization=org, generation__created_at__gte=since, generation__created_at__lt=until
-    )
+    entries = UsageEntry.objects.filter(organization=org, video_day__gte=start, video_day__lte=end)
     gens = Generation.objects.filter(organization=org, created_at__gte=since, created_at__lt=until)
     if user is not None:
         entries, gens = entries.filter(user=user), gens.filter(user=user)
@@ -136,23 +146,25 @@ def usage_report(*, org: Organization, start: date, end: date, user=None) -> Usa
 
 def usage_rows(*, org: Organization, start: date, end: date) -> list[dict]:
     """Spending (charges and refunds) for [start, end] by day, provider, model and member: the CSV."""
-    since, until = start_of_day(start), start_of_day(end + timedelta(days=1))
-    return list(
+    rows = list(
         UsageEntry.objects.filter(
             organization=org,
-            generation__created_at__gte=since,  # the day of the video, as in usage_report
-            generation__created_at__lt=until,
+            video_day__gte=start,  # the day of the video, as in usage_report
+            video_day__lte=end,
             kind__in=SPENT,
         )
-        .annotate(day=TruncDate("generation__created_at"))
-        .values("day", "provider", "model", "user__email")
+        .values("provider", "model", "user_id", day=F("video_day"))
         .annotate(
             cost=Sum("amount"),
             videos=Count("id", filter=Q(kind=EntryKind.CHARGE)),
             seconds=Sum("seconds", filter=Q(kind=EntryKind.CHARGE)),
         )
-        .order_by("day", "provider", "model", "user__email")
+        .order_by()
     )
+    emails = _emails({row["user_id"] for row in rows})
+    for row in rows:
+        row["user__email"] = emails.get(row.pop("user_id"), "")
+    return sorted(rows, key=lambda r: (r["day"], r["provider"], r["model"], r["user__email"]))
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ def make_videos(tenants):
                         model=gen.model,
                         seconds=gen.seconds,
                         period=period_of(now - timedelta(days=days_ago)),
+                        video_day=timezone.localdate(now - timedelta(days=days_ago)),
                     )
                 )
         UsageEntry.all_orgs.bulk_create(entries)
