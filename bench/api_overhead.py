@@ -211,9 +211,12 @@ def count_costs(setup: Setup) -> dict:
 # --- measuring -----------------------------------------------------------------------------------
 
 
-def wait_terminal(session, base: str, ids: list[str], timeout: float = 120) -> int:
+def wait_terminal(session, base: str, ids: list[str], timeout: float = 600) -> int:
     """Wait until the worker has finished every job (so that it is idle while retrieves are
-    measured); returns how many completed."""
+    measured); returns how many completed. make run's one worker finished only 122 of 300 in the
+    120 s this waited before (2026-12-03), so the retrieves were measured beside a busy worker;
+    the sweep of status reads pauses 2 s between rounds so that it does not load the server it
+    waits for."""
     deadline = time.monotonic() + timeout
     pending = set(ids)
     completed = 0
@@ -224,7 +227,7 @@ def wait_terminal(session, base: str, ids: list[str], timeout: float = 120) -> i
                 pending.discard(vid)
                 completed += status == "completed"
         if pending:
-            time.sleep(0.5)
+            time.sleep(2)
     if pending:
         print(f"warning: {len(pending)} jobs still running after {timeout:.0f} s")
     return completed
