@@ -110,3 +110,16 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call" and report.failed:
         item.failed_call = True
     return report
+
+
+def choose_option(page, select: str, value: str) -> None:
+    """Select ``value`` in one of the playground's model-option selects and wait until htmx has
+    swapped in the options it re-renders (the old ``#playground-options`` is detached).
+
+    Waiting for the response is not enough: Playwright reports it when the headers arrive, before
+    htmx has read the body and swapped. A second select changed in that gap re-triggers the
+    fragment, and ``hx-sync="this:replace"`` aborts the first request, which htmx logs as a console
+    error (``htmx:sendAbort``). A person cannot click that fast; a test can."""
+    old = page.locator("#playground-options").element_handle()
+    page.locator(select).select_option(value)
+    page.wait_for_function("el => !el.isConnected", arg=old)

@@ -13,6 +13,7 @@ import pytest
 from apps.generations.models import Generation
 from apps.providers import catalog
 
+from .conftest import choose_option
 from .test_team_journey import expect, generate, sign_up, wait_finished
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -44,8 +45,7 @@ def test_a_team_generates_with_fal_and_replicate(live_server, live_engine, tenan
     assert {"seedance-2.0", "fal/seedance-2.0", "replicate/seedance-2.0", "veo-3.1"} <= set(options)
 
     # routed: the catalog's order puts fal before Replicate; the estimate is fal's price
-    with page.expect_response(lambda r: "/playground/" in r.url and r.request.method == "GET"):
-        page.locator("#id_model").select_option("seedance-2.0")
+    choose_option(page, "#id_model", "seedance-2.0")
     expect()(page.locator(".runs-on")).to_contain_text("Will run on fal.ai")
     model = catalog.get_model("fal/seedance-2.0")
     price = model.cost(seconds=model.default_seconds, size=model.default_size)
@@ -56,8 +56,7 @@ def test_a_team_generates_with_fal_and_replicate(live_server, live_engine, tenan
     assert (routed.provider, routed.requested_model, routed.final_cost) == ("fal", "seedance-2.0", price)
 
     # pinned: Replicate, at Replicate's price; the estimate says nothing of routing
-    with page.expect_response(lambda r: "/playground/" in r.url and r.request.method == "GET"):
-        page.locator("#id_model").select_option("replicate/seedance-2.0")
+    choose_option(page, "#id_model", "replicate/seedance-2.0")
     expect()(page.locator(".runs-on")).to_have_count(0)
     card = generate(page, prompt="The same kite at dusk", model="replicate/seedance-2.0")
     wait_finished(card)

@@ -17,7 +17,7 @@ from apps.accounts.models import Organization
 from tests.conftest import PASSWORD
 
 from . import conftest as browser_conftest
-from .conftest import PHONE, screenshot
+from .conftest import PHONE, choose_option, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -43,11 +43,9 @@ def generate(page, *, prompt: str, model: str, seconds: str | None = None):
     """Fill the playground and press Generate; returns the new job's card."""
     page.get_by_label("Prompt", exact=True).fill(prompt)
     if page.locator("#id_model").input_value() != model:
-        with page.expect_response(lambda r: "/playground/" in r.url and r.request.method == "GET"):
-            page.locator("#id_model").select_option(model)
+        choose_option(page, "#id_model", model)
     if seconds is not None:
-        with page.expect_response(lambda r: "/playground/" in r.url and r.request.method == "GET"):
-            page.locator("#id_seconds").select_option(seconds)
+        choose_option(page, "#id_seconds", seconds)
     # the cards already on the page: until htmx has swapped the answer in, the previous job's card
     # is still the ``job-new`` one, and reading it would wait on the wrong (finished) video
     before = page.locator("article.job").evaluate_all("cards => cards.map(c => c.dataset.video)")
@@ -123,12 +121,11 @@ def test_team_journey(live_server, live_engine, tenants, open_page, console):
     screenshot(page, "playground")
 
     # --- a priced model on the Runway emulator: the estimate follows the fields ---------------
-    page.locator("#id_model").select_option("gen4.5")
+    choose_option(page, "#id_model", "gen4.5")
     # the duration carries over where the new model allows it: 2 s x $0.12
     expect()(page.locator("#playground-options .estimate-value")).to_have_text("$0.24")
     expect()(page.locator("#id_seed")).to_be_visible()  # gen4.5 takes a seed
-    with page.expect_response(lambda r: "/playground/" in r.url):
-        page.locator("#id_seconds").select_option("5")
+    choose_option(page, "#id_seconds", "5")
     expect()(page.locator("#playground-options .estimate-value")).to_have_text("$0.60")
     card = generate(page, prompt="Aerial shot of a lighthouse at dusk", model="gen4.5", seconds="2")
     expect()(page.locator("#playground-options .estimate-value")).to_have_text("$0.24")
