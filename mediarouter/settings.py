@@ -186,6 +186,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Database connections live across tasks as they live across requests. Without this setting,
+# Celery's Django fix-up closes every connection before and after each task: one new PostgreSQL
+# session per task, 25 a second at 10,000 jobs in flight (bench/RESULTS.md). With it, the fix-up
+# closes them only every this many tasks, and mediarouter/celery.py closes the unusable or obsolete
+# ones around each task, as Django does around each request (CONN_MAX_AGE, CONN_HEALTH_CHECKS).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
 # Queues: submits, polls and downloads each have their own, so a long download never holds up a
