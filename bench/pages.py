@@ -47,7 +47,8 @@ def fill(org, users, count: int, start_index: int) -> None:
 
     from apps.billing.models import EntryKind, UsageEntry
     from apps.core.ids import public_id
-    from apps.generations.models import Generation, State
+    from apps.generations import media
+    from apps.generations.models import Generation, State, reported_cost
 
     rnd = random.Random(start_index)
     models = [("sora", "sora-2", Decimal("0.10")), ("sora", "sora-2-pro", Decimal("0.30"))]
@@ -62,6 +63,19 @@ def fill(org, users, count: int, start_index: int) -> None:
             created = now - timedelta(days=rnd.uniform(0, 90))
             state = rnd.choices([State.COMPLETED, State.FAILED, State.CANCELED], weights=[90, 8, 2])[0]
             gid = public_id("video")
+            # what a real completed video carries: the probe's figures (5 % not as asked) and, for
+            # one of the two models, the supplier's reported cost; the columns as the writers derive them
+            checked = {}
+            if state == State.COMPLETED:
+                short = rnd.random() < 0.05
+                found = [{"field": "duration", "asked": seconds, "delivered": seconds - 1}] if short else []
+                probed = {"duration": float(seconds), "width": 1280, "height": 720, "has_audio": True}
+                usage = {"cost_usd": str(price * seconds)} if model == "sora-2-pro" else {}
+                checked = {
+                    **media.probe_fields(probed, found),
+                    "provider_usage": usage,
+                    "provider_cost": reported_cost(usage),
+                }
             gens.append(
                 Generation(
                     organization=org,
@@ -84,6 +98,7 @@ def fill(org, users, count: int, start_index: int) -> None:
                     bytes=1_000_000 if state == State.COMPLETED else None,
                     error_code="moderation_blocked" if state == State.FAILED else "",
                     completed_at=created + timedelta(seconds=60),
+                    **checked,
                 )
             )
         Generation.all_orgs.bulk_create(gens, batch_size=batch)

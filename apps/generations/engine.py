@@ -41,7 +41,15 @@ from apps.billing import ledger
 from apps.core.prepared import PreparedGet, update_returning
 from apps.core.scoping import scoped_organization_id
 from apps.generations import callbacks, inputs, media, routing, storage
-from apps.generations.models import ACTIVE_STATES, POLLING_STATES, TERMINAL_STATES, Generation, GenerationEvent, State
+from apps.generations.models import (
+    ACTIVE_STATES,
+    POLLING_STATES,
+    TERMINAL_STATES,
+    Generation,
+    GenerationEvent,
+    State,
+    reported_cost,
+)
 from apps.metrics import instruments as metrics
 from apps.providers import catalog, registry
 from apps.providers.base import (
@@ -468,6 +476,7 @@ def _move_to(gen: Generation, candidate: routing.Candidate, *, outcome: str, mes
                 provider_job_data={},
                 provider_status="",
                 provider_usage={},
+                provider_cost=None,
                 output_url="",
                 progress=None,
                 submit_uncertain=False,
@@ -675,6 +684,7 @@ def apply_poll(gen: Generation, result: PollResult, *, record_success: bool = Tr
             poll_count=F("poll_count") + 1,
             output_url=status.output_urls[0] if status.output_urls else "",
             provider_usage=dict(status.usage),
+            provider_cost=reported_cost(status.usage),
             next_poll_at=alarm(0),
         ):
             metrics.observe_detection_lag(gen.provider, previous_poll=previous_poll, now=gen.updated_at)

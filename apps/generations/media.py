@@ -251,10 +251,10 @@ def inspect_stored(gen: Generation, video_key: str, thumbnail: str) -> str | Non
         engine.note(gen, f"Could not probe the stored video: {type(exc).__name__}.")
         return thumbnail
     found = mismatches(probed=probed, seconds=gen.seconds, size=gen.size, model=_model_of(gen), audio=gen.audio)
-    Generation.objects.filter(pk=gen.pk, state=State.DOWNLOADING).update(
-        media_probe=probed.as_json(), output_mismatch=found, content_credentials=found_credentials
-    )
-    gen.media_probe, gen.output_mismatch, gen.content_credentials = probed.as_json(), found, found_credentials
+    fields = {**probe_fields(probed.as_json(), found), "content_credentials": found_credentials}
+    Generation.objects.filter(pk=gen.pk, state=State.DOWNLOADING).update(**fields)
+    for name, value in fields.items():
+        setattr(gen, name, value)
     if found:
         engine.note(gen, "Not as asked: " + " ".join(m["message"] for m in found))
     if note := credentials_note(found_credentials):
@@ -267,6 +267,18 @@ def inspect_stored(gen: Generation, video_key: str, thumbnail: str) -> str | Non
         logger.exception("could not store the poster of %s", gen.public_id)
         engine.note(gen, f"No poster: {type(exc).__name__}.")
         return ""
+
+
+def probe_fields(media_probe: dict, found: list) -> dict:
+    """The columns a probe writes: its figures and how the file differs from the request, and the
+    two flags the usage report counts from an index (``output_probed``, ``output_flagged``). Every
+    write of ``media_probe`` or ``output_mismatch`` goes through here, so the flags cannot drift."""
+    return {
+        "media_probe": media_probe,
+        "output_mismatch": found,
+        "output_probed": bool(media_probe),
+        "output_flagged": bool(found),
+    }
 
 
 def read_credentials(fh) -> dict:
@@ -313,10 +325,8 @@ def backfill(gen: Generation, *, dry_run: bool = False) -> BackfillResult:
     if found_credentials is not None:
         fields["content_credentials"] = found_credentials
     if need_probe:
-        fields["media_probe"] = probed.as_json()
-        fields["output_mismatch"] = mismatches(
-            probed=probed, seconds=gen.seconds, size=gen.size, model=_model_of(gen), audio=gen.audio
-        )
+        found = mismatches(probed=probed, seconds=gen.seconds, size=gen.size, model=_model_of(gen), audio=gen.audio)
+        fields.update(probe_fields(probed.as_json(), found))
     if need_poster and probed.poster is not None:
         fields["thumbnail_file"] = _save_poster(gen, probed.poster)
     if fields:

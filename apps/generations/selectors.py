@@ -28,6 +28,7 @@ from apps.generations.models import (
     GenerationEvent,
     RoutingPolicy,
     State,
+    reported_cost,
 )
 from apps.providers import catalog, registry
 
@@ -459,11 +460,7 @@ def cost_drift(*, since: date | None = None, provider: str | None = None) -> lis
         entry = acc[(slug, model)]
         entry["jobs"] += 1
         entry["versions"].add(version)
-        reported = (usage or {}).get("cost_usd") if isinstance(usage, dict) else None
-        try:
-            reported = Decimal(str(reported)) if reported is not None else None
-        except ArithmeticError:
-            reported = None
+        reported = reported_cost(usage)
         if reported is None:
             continue
         entry["reported_jobs"] += 1

@@ -171,6 +171,8 @@ def test_a_stored_video_keeps_its_figures_and_a_short_one_is_flagged(tenants, mo
     assert gen.media_probe["duration"] == 2.0 and gen.media_probe["has_audio"] is True
     fields = {m["field"]: m for m in gen.output_mismatch}
     assert fields["duration"]["asked"] == 4 and fields["duration"]["delivered"] == 2.0
+    stored = Generation.all_orgs.get(pk=gen.pk)  # the usage report's columns, written with them
+    assert stored.output_probed is True and stored.output_flagged is True
     assert GenerationEvent.all_orgs.filter(
         generation=gen, message__startswith="Not as asked: 2 s delivered, 4 s asked."
     ).exists()
@@ -278,6 +280,7 @@ def test_backfill_posters_is_a_dry_run_first_then_idempotent(tenants):
     assert gen.thumbnail_file.endswith(".webp") and gen.media_probe["duration"] == 2.0
     assert gen.content_credentials["state"] == "none"  # the sandbox does not sign
     assert gen.output_mismatch == []  # 320x180: the sandbox's declared preview size, not a mismatch
+    assert gen.output_probed is True and gen.output_flagged is False
     with default_storage.open(gen.thumbnail_file, "rb") as fh:
         assert _poster_image(fh.read()).size == (320, 180)
 

@@ -32,6 +32,7 @@ def test_a_fal_job_records_what_fal_billed_and_the_drift_is_listed(tenants, live
     assert gen.final_cost == Decimal("3.2000")  # what we charge: the catalog's price
     assert gen.provider_usage["billable_units"] == str(SECONDS)
     assert gen.provider_usage["cost_usd"] == "4.8000" and gen.provider_usage["unit_price"] == "0.6"
+    assert gen.provider_cost == Decimal("4.8")  # the column the Usage page sums, written with it
     shown = client.get(f"/v1/video/generations/{gen.public_id}").json()["usage"]
     assert (shown["cost"], shown["provider_reported_cost"]) == ("3.2000", "4.8000")
 

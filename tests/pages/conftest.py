@@ -16,8 +16,8 @@ from apps.api_keys.models import KeyStatus, ProviderKey
 from apps.billing.ledger import period_of
 from apps.billing.models import EntryKind, UsageEntry
 from apps.core.ids import public_id
-from apps.generations import storage
-from apps.generations.models import Generation, State
+from apps.generations import media, storage
+from apps.generations.models import Generation, State, reported_cost
 
 HX = {"HX-Request": "true"}
 VIDEO_BYTES = bytes(range(256)) * 40  # 10 240 bytes standing in for an MP4
@@ -62,6 +62,11 @@ def make_videos(tenants):
             "size": "1280x720",
         }
         defaults.update(fields)
+        # the columns the real writers derive from these (apps.generations.media, engine)
+        if "media_probe" in defaults or "output_mismatch" in defaults:
+            defaults.update(media.probe_fields(defaults.get("media_probe", {}), defaults.get("output_mismatch", [])))
+        if "provider_usage" in defaults:
+            defaults["provider_cost"] = reported_cost(defaults["provider_usage"])
         rows = []
         for i in range(n):
             gen_id = public_id("video")
