@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -46,22 +47,21 @@ def test_a_worker_keeps_its_connection_across_tasks(celery_worker):
     assert before & after, (before, after)
 
 
+def _task(*, eager: bool):
+    """What Celery's task signals send as ``sender``: a task whose request says whether it is eager."""
+    return SimpleNamespace(request=SimpleNamespace(is_eager=eager))
+
+
 @pytest.mark.django_db(transaction=True)
 def test_around_a_task_a_broken_connection_is_closed_and_a_sound_one_kept():
-    class Request:
-        is_eager = False
-
-    class Task:
-        request = Request()
-
     connection.ensure_connection()
     sound = connection.connection
-    close_old_connections(sender=Task())
+    close_old_connections(sender=_task(eager=False))
     assert connection.connection is sound  # kept: not past CONN_MAX_AGE, no error
     connection.errors_occurred = True
     connection.is_usable = lambda: False  # what the health check finds after a dropped socket
     try:
-        close_old_connections(sender=Task())
+        close_old_connections(sender=_task(eager=False))
         assert connection.connection is None  # closed; the next query opens a new one
     finally:
         del connection.is_usable
@@ -72,18 +72,12 @@ def test_around_a_task_a_broken_connection_is_closed_and_a_sound_one_kept():
 
 @pytest.mark.django_db(transaction=True)
 def test_eager_tasks_leave_the_callers_connection_alone():
-    class Request:
-        is_eager = True
-
-    class Task:
-        request = Request()
-
     connection.ensure_connection()
     sound = connection.connection
     connection.errors_occurred = True
     connection.is_usable = lambda: False
     try:
-        close_old_connections(sender=Task())
+        close_old_connections(sender=_task(eager=True))
         assert connection.connection is sound
     finally:
         del connection.is_usable
