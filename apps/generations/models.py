@@ -110,6 +110,9 @@ class Generation(TenantScopedModel):
     submit_uncertain = models.BooleanField(default=False)
     output_url = models.TextField(blank=True, help_text="Provider's download URL (expires); never shown to users")
     next_poll_at = models.DateTimeField(null=True, blank=True)
+    # when the engine first saw the job running at the provider: with the progress the provider
+    # reports, it says how long the job has left (engine.paced_delay)
+    running_since = models.DateTimeField(null=True, blank=True, editable=False)
     # SHA-256 of the per-generation token in the callback URL the provider was given
     # (``/hooks/providers/<slug>/<token>``); empty: no callback requested, the engine polls
     callback_digest = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
