@@ -232,3 +232,67 @@ def test_a_request_counts_as_a_read_only_when_it_cannot_change_anything():
     assert [throttling.request_kind(R(m)) for m in ("GET", "HEAD", "OPTIONS", "POST", "DELETE", "PATCH")] == [
         "read", "read", "read", "create", "create", "create",
     ]  # fmt: skip
+
+
+# --- blocks: one trip to the store for many requests of a large budget ------------------------------
+
+
+def _trips(monkeypatch) -> list[int]:
+    """Counts each trip to the store (whichever it is)."""
+    store = throttling.counter_store()
+    trips: list[int] = []
+    real = store.hit
+
+    def counted(counters, now, amounts=None):
+        trips.append(len(counters))
+        return real(counters, now, amounts)
+
+    monkeypatch.setattr(store, "hit", counted)
+    return trips
+
+
+def test_a_large_budget_is_counted_in_blocks_with_exact_headers(rates, clock, monkeypatch):
+    trips = _trips(monkeypatch)
+    counters = [throttling.Counter("throttle_api_token_read_blocks", 3000, 60)]
+    assert throttling.block_size(counters[0]) == 30
+    remaining = [throttling.hit(counters).remaining for _ in range(100)]
+    assert remaining == list(range(2999, 2899, -1))  # one less per request, as without blocks
+    assert len(trips) == 4  # 30 + 30 + 30 + 10: four trips for 100 requests
+    clock[0] += 60  # a new window: a new block, the full budget again
+    assert throttling.hit(counters).remaining == 2999 and len(trips) == 5
+
+
+def test_small_budgets_are_counted_one_by_one(rates, clock, monkeypatch):
+    trips = _trips(monkeypatch)
+    counters = [throttling.Counter("throttle_api_token_create_small", 120, 60)]
+    assert throttling.block_size(counters[0]) == 1
+    assert [throttling.hit(counters).remaining for _ in range(3)] == [119, 118, 117]
+    assert len(trips) == 3
+
+
+def test_a_refused_request_gives_back_what_it_took_from_the_blocks(rates, clock):
+    token = throttling.Counter("throttle_api_token_read_giveback", 3000, 60)
+    org = throttling.Counter("throttle_api_org_read_giveback", 2, 60)
+    assert [throttling.hit([token, org]).refused for _ in range(2)] == [None, None]
+    refused = [throttling.hit([token, org]).refused for _ in range(5)]
+    assert refused == [org] * 5
+    # the five refused requests cost the token nothing: the third allowed one leaves 2,997
+    roomy = throttling.Counter("throttle_api_org_read_giveback_roomy", 3000, 60)
+    assert throttling.hit([token]).remaining == 2997
+    assert throttling.hit([token, roomy]).refused is None
+
+
+def _burst_large(n: int) -> int:
+    counters = [throttling.Counter("throttle_api_token_read_burst", 1000, 60)]  # blocks of 10
+    return sum(throttling.hit(counters).refused is None for _ in range(n))
+
+
+def test_blocks_never_let_more_than_the_limit_through_across_processes(rates):
+    """The parent takes a block, then four forked processes (gunicorn's workers) spend 400 each of a
+    1,000 budget counted in blocks of 10: at most 1,000 pass in all (a child does not inherit the
+    parent's block), and at most 9 per process are held unspent when the budget runs out."""
+    allowed_here = _burst_large(1)
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        allowed = pool.map(_burst_large, [400] * 4)
+    total = allowed_here + sum(allowed)
+    assert 1000 - 5 * 9 <= total <= 1000, (allowed_here, allowed)
