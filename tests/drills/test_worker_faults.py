@@ -24,8 +24,13 @@ def test_worker_killed_mid_poll_then_restarted(drill):
         ),
         what="every job submitted and polled",
     )
-    time.sleep(0.7)
-    assert drill.emulator.calls["retrieve"] > sum(g.poll_count for g in drill.generations())  # one in flight
+    # paced polls leave gaps between a job's calls: wait until one is in flight (a call the emulator
+    # has begun that no poll has written back; the calls are read first, so a call that ends between
+    # the two reads cannot be taken for one in flight)
+    drill.wait_for(
+        lambda _: drill.emulator.calls["retrieve"] > sum(g.poll_count for g in drill.generations()),
+        what="a status call in flight",
+    )
     drill.restart_worker()
     drill.emulator.clear_faults()
     gens = drill.assert_all_accounted_for(allow_failed=False)

@@ -76,16 +76,20 @@ def _costs(client, path, body, monkeypatch, django_capture_on_commit_callbacks):
 # Under the test's transaction the create's own transaction is a savepoint pair (in production: BEGIN
 # and COMMIT, which are not captured): the route's three reads (keys, policy, prices), the member
 # with the organization locked, three inserts. The native shape adds its own savepoint pair (the
-# per-request webhook is written in the same transaction). Round trips: the throttle, and on Redis
-# one MGET of the route's circuits (Celery's publish runs on commit, not counted here).
+# per-request webhook is written in the same transaction). Round trips: the throttle (one trip for
+# every counter that needs a block), and on Redis one MGET of the route's circuits (Celery's
+# publish runs on commit, not counted here).
 QUERIES = {"/v1/videos": 9, "/v1/video/generations": 11}
 TRIPS = {"sqlite": 1, "postgresql": 2}
 
 
 @pytest.mark.parametrize("path, body", [("/v1/videos", BODY), ("/v1/video/generations", NATIVE)])
 def test_one_create_costs_a_pinned_number_of_queries_and_round_trips(
-    tenants, sora_key, path, body, monkeypatch, django_capture_on_commit_callbacks
+    tenants, sora_key, path, body, monkeypatch, django_capture_on_commit_callbacks, settings
 ):
+    # the shipped create budgets (the test settings raise them): 120/min a token is taken one by one,
+    # so every create makes its one throttle trip; 600/min an organization comes in blocks of 6
+    settings.API_THROTTLE_CREATE_RATE, settings.API_THROTTLE_ORG_CREATE_RATE = "120/min", "600/min"
     client = tenants.api_client_for(tenants.alice_token)
     _costs(client, path, body, monkeypatch, django_capture_on_commit_callbacks)  # warm: caches, prepared reads
     public_id, sql, trips, callbacks = _costs(client, path, body, monkeypatch, django_capture_on_commit_callbacks)
