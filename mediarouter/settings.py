@@ -422,9 +422,11 @@ GENERATION_POLL_MIN_SECONDS = env.float("GENERATION_POLL_MIN_SECONDS", default=2
 GENERATION_POLL_MAX_SECONDS = env.float("GENERATION_POLL_MAX_SECONDS", default=30.0)
 # Pace polls by the job's own figures (engine.paced_delay): a running job that reports progress is
 # next asked at half the time it has left by that progress, a queued one at half the time it has
-# waited; never sooner than the provider's hint, never later than GENERATION_POLL_MAX_SECONDS.
+# waited; never sooner than the provider's hint, never later than GENERATION_POLL_PACED_MAX_SECONDS
+# (the longest a job whose progress jumps, or that leaves the queue done, is seen late).
 # False: every poll at the hint.
 GENERATION_POLL_PACED = env.bool("GENERATION_POLL_PACED", default=True)
+GENERATION_POLL_PACED_MAX_SECONDS = env.float("GENERATION_POLL_PACED_MAX_SECONDS", default=60.0)
 GENERATION_DISPATCH_INTERVAL_SECONDS = env.float("GENERATION_DISPATCH_INTERVAL_SECONDS", default=5.0)
 # How long past its scheduled time a step may be silent before the dispatcher re-sends it.
 GENERATION_LEASE_GRACE_SECONDS = env.float("GENERATION_LEASE_GRACE_SECONDS", default=30.0)

@@ -176,10 +176,13 @@ def paced_delay(gen: Generation, answer: JobStatus, delay: float) -> float:
       has waited since it was submitted;
 
     never sooner than ``delay`` (the provider's hint, or the engine's own interval) and never later
-    than GENERATION_POLL_MAX_SECONDS. A supplier whose progress is not linear in time (slow, then
-    fast) is seen late by at most that maximum; one that reports no progress is asked at ``delay``.
-    A 270 s job at a 5 s hint takes about 20 calls instead of 55 (bench/RESULTS.md)."""
-    high = _seconds("GENERATION_POLL_MAX_SECONDS")
+    than GENERATION_POLL_PACED_MAX_SECONDS (60 s; the backoff without a hint keeps its own
+    GENERATION_POLL_MAX_SECONDS). A supplier whose progress is not linear in time (slow, then fast)
+    is seen late by at most that maximum; one that reports no progress is asked at ``delay``. A
+    270 s job at a 5 s hint took 17 calls instead of 55 (bench/RESULTS.md). The cap is its own
+    setting: with 10,000 long jobs in flight the calls at the cap are most of the poll step's load
+    (10,000 / 30 s = 333 a second when every job is at a 30 s cap)."""
+    high = _seconds("GENERATION_POLL_PACED_MAX_SECONDS")
     if not settings.GENERATION_POLL_PACED or delay >= high:
         return delay
     now = _now()

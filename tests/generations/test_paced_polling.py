@@ -1,6 +1,7 @@
 """Polls paced by the job's own figures (engine.paced_delay): a running job that reports progress is
 asked again at half the time its progress says it has left, a queued one at half the time it has
-waited; never sooner than the hint, never later than GENERATION_POLL_MAX_SECONDS."""
+waited; never sooner than the hint, never later than GENERATION_POLL_PACED_MAX_SECONDS (the backoff
+without a hint keeps GENERATION_POLL_MAX_SECONDS)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def paced(settings):
     settings.GENERATION_POLL_PACED = True
-    settings.GENERATION_POLL_MAX_SECONDS = 60.0
+    settings.GENERATION_POLL_MAX_SECONDS = 30.0
+    settings.GENERATION_POLL_PACED_MAX_SECONDS = 60.0
 
 
 def _gen(**fields) -> Generation:
@@ -50,8 +52,19 @@ def test_near_the_end_the_job_is_asked_at_the_hint_and_never_later_than_the_maxi
     assert engine.decide_poll(_gen(running_since=_ago(100)), _running(97, hint=8)).delay == 8.0
     # 1 % after 100 s: 9,900 s left by that rate, but never later than the maximum
     assert engine.decide_poll(_gen(running_since=_ago(100)), _running(1)).delay == 60.0
-    settings.GENERATION_POLL_MAX_SECONDS = 20.0
+    settings.GENERATION_POLL_PACED_MAX_SECONDS = 20.0
     assert engine.decide_poll(_gen(running_since=_ago(100)), _running(1)).delay == 20.0
+
+
+def test_the_paced_maximum_is_its_own_and_the_backoff_without_a_hint_keeps_the_poll_maximum(settings):
+    # a paced poll may wait past GENERATION_POLL_MAX_SECONDS (30 here), up to the paced maximum
+    assert engine.decide_poll(_gen(running_since=_ago(100)), _running(50)).delay == pytest.approx(50, abs=0.5)
+    # without a hint the 1.5x backoff still stops at GENERATION_POLL_MAX_SECONDS, whatever pacing allows
+    no_hint = JobStatus(state=JobState.IN_PROGRESS, progress=None, raw_status="in_progress")
+    assert engine.decide_poll(_gen(poll_count=40, running_since=_ago(100)), no_hint).delay == 30.0
+    # a hint at or above the paced maximum is taken as it is
+    settings.GENERATION_POLL_PACED_MAX_SECONDS = 10.0
+    assert engine.decide_poll(_gen(running_since=_ago(100)), _running(50, hint=12)).delay == 12.0
 
 
 @pytest.mark.parametrize("progress", [None, 0, 100])
